@@ -1,0 +1,171 @@
+"""HTTP plumbing shared by every remote we talk to: sessions, timeouts and the one retry policy.
+
+Each remote (a registry host, later GitHub's API and Sigstore's services) owns one
+``requests.Session`` made by :func:`new_session`, and every request goes through
+:func:`send`, which always sets a timeout and applies :class:`RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import tenacity
+
+from attest import __version__
+
+_logger = logging.getLogger(__name__)
+
+USER_AGENT = f"attest/{__version__} (python-requests/{requests.__version__})"
+
+#: Seconds to wait for a connection and then for each read; no request is ever sent without it.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to retry: transient failures only, bounded, with jittered backoff.
+
+    Retried: connection errors, timeouts, 408, 429 and 5xx. Never retried: other 4xx,
+    which a second identical request cannot fix. ``Retry-After`` is honoured up to
+    ``max_retry_after`` seconds; a longer demand ends the retries.
+    """
+
+    attempts: int = 5
+    initial_wait: float = 0.2
+    max_wait: float = 3.0
+    max_retry_after: float = 30.0
+
+    def is_retryable(self, response: requests.Response) -> bool:
+        status = response.status_code
+        return status in (408, 429) or 500 <= status <= 599
+
+    def wait_seconds(self, attempt: int, response: requests.Response | None) -> float | None:
+        """Seconds to wait after ``attempt`` (1-based); None when the server asks for too long."""
+        if response is not None:
+            after = retry_after_seconds(response)
+            if after is not None:
+                return after if after <= self.max_retry_after else None
+        backoff = tenacity.wait_exponential_jitter(
+            initial=self.initial_wait, max=self.max_wait, jitter=self.initial_wait
+        )
+        return float(backoff(_StateForWait(attempt)))  # type: ignore[arg-type]
+
+
+@dataclass
+class _StateForWait:
+    """The one field tenacity's wait strategies read from a retry state."""
+
+    attempt_number: int
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """The ``Retry-After`` header as seconds (RFC 9110 §10.2.3: delay-seconds or an HTTP-date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+def new_session() -> requests.Session:
+    """A session for one remote, identifying us; redirects are left to the caller."""
+    session = requests.Session()
+    session.headers["User-Agent"] = USER_AGENT
+    # Credentials come from our own stores only, never from ~/.netrc.
+    session.trust_env = False
+    return session
+
+
+class _Wait(tenacity.wait.wait_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        response = _response_of(retry_state)
+        seconds = self._policy.wait_seconds(retry_state.attempt_number, response)
+        return 0.0 if seconds is None else seconds
+
+
+def _response_of(retry_state: tenacity.RetryCallState) -> requests.Response | None:
+    outcome = retry_state.outcome
+    if outcome is None or outcome.failed:
+        return None
+    result = outcome.result()
+    return result if isinstance(result, requests.Response) else None
+
+
+def _stop(policy: RetryPolicy) -> tenacity.stop.stop_base:
+    def too_long(retry_state: tenacity.RetryCallState) -> bool:
+        response = _response_of(retry_state)
+        return response is not None and policy.wait_seconds(1, response) is None
+
+    return tenacity.stop_after_attempt(policy.attempts) | _StopWhen(too_long)
+
+
+class _StopWhen(tenacity.stop.stop_base):
+    def __init__(self, predicate: Callable[[tenacity.RetryCallState], bool]) -> None:
+        self._predicate = predicate
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return bool(self._predicate(retry_state))
+
+
+def _log_retry(retry_state: tenacity.RetryCallState) -> None:
+    response = _response_of(retry_state)
+    if response is not None:
+        reason = f"{response.status_code}"
+    elif retry_state.outcome is not None:
+        reason = repr(retry_state.outcome.exception())
+    else:
+        reason = "unknown"
+    method, url = retry_state.args[0], retry_state.args[1]
+    _logger.debug(
+        "retrying %s %s after %s (attempt %d)", method, url, reason, retry_state.attempt_number
+    )
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    **kwargs: Any,
+) -> requests.Response:
+    """Send one request with retries; the last response (or exception) is the caller's to judge.
+
+    Request bodies must be bytes (replayable); streamed bodies cannot be retried.
+    """
+    retrying = tenacity.Retrying(
+        stop=_stop(policy),
+        wait=_Wait(policy),
+        retry=(
+            tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout))
+            | tenacity.retry_if_result(
+                lambda r: isinstance(r, requests.Response) and policy.is_retryable(r)
+            )
+        ),
+        before_sleep=_log_retry,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        reraise=True,
+    )
+    response: requests.Response = retrying(
+        session.request, method, url, timeout=timeout, allow_redirects=False, **kwargs
+    )
+    return response

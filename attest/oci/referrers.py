@@ -1,0 +1,399 @@
+"""Attaching referrers and listing them: the referrers API where the registry serves it,
+the referrers tag schema ("tag fallback") where it does not.
+
+Support is decided once per registry and repository from what the registry does, not
+from what it says: the ``OCI-Subject`` header is only a hint, since registries have
+sent it without serving the API (ECR, Docker Hub in 2024) and served the API without
+sending it (Quay, Harbor 2.8).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from attest.oci.artifact import BundleArtifact
+from attest.oci.client import Manifest, RegistryClient
+from attest.oci.descriptor import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    canonical_json,
+    media_type_of,
+    referrers_tag,
+)
+from attest.oci.errors import (
+    FallbackTagError,
+    ReferrersUnsupportedError,
+    RegistryError,
+    parse_errors,
+)
+from attest.oci.reference import Reference
+
+_logger = logging.getLogger(__name__)
+
+
+class ReferrersMode(enum.Enum):
+    """How to store referrers: decided by detection, or forced by the user."""
+
+    AUTO = "auto"
+    API = "api"
+    TAG = "tag"
+
+
+class Capability(enum.Enum):
+    UNKNOWN = "unknown"
+    SUPPORTED = "supported"
+    UNSUPPORTED = "unsupported"
+
+
+#: Confirmation reads of a fresh referrer, for registries that index asynchronously.
+_CONFIRM_DELAYS = (0.0, 0.25, 0.5, 1.0)
+#: Writes of the fallback index before giving up on a registry that keeps losing our entry.
+_FALLBACK_ATTEMPTS = 6
+
+
+class CapabilityCache:
+    """Referrers support per (registry, repository): unknown until settled, then set once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], Capability] = {}
+
+    def get(self, host: str, repository: str) -> Capability:
+        with self._lock:
+            return self._values.get((host, repository), Capability.UNKNOWN)
+
+    def settle(self, host: str, repository: str, value: Capability) -> Capability:
+        """Record ``value`` unless already settled; returns the value that holds."""
+        with self._lock:
+            return self._values.setdefault((host, repository), value)
+
+
+@dataclass(frozen=True)
+class AttachResult:
+    subject: Reference
+    manifest_digest: str
+    mode: str
+    fallback_tag: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": str(self.subject),
+            "manifest_digest": self.manifest_digest,
+            "mode": self.mode,
+            "fallback_tag": self.fallback_tag,
+        }
+
+
+def classify_referrers_response(response: requests.Response) -> Capability | None:
+    """What a ``GET /v2/<name>/referrers/<digest>`` answer says about API support.
+
+    None means the answer proves nothing (auth failure, server error): the caller
+    reports it rather than silently falling back.
+    """
+    status = response.status_code
+    content_type = media_type_of(response.headers.get("Content-Type"))
+    if status == 200:
+        # distribution-spec "Listing Referrers": the response is an image index with
+        # Content-Type application/vnd.oci.image.index.v1+json.
+        return Capability.SUPPORTED if content_type == OCI_INDEX else Capability.UNSUPPORTED
+    if status == 404:
+        # "If the registry supports the referrers API, the registry MUST NOT return a
+        # 404"; but NAME_UNKNOWN is a missing repository, which says nothing.
+        codes = {e.code for e in parse_errors(response)}
+        return None if "NAME_UNKNOWN" in codes else Capability.UNSUPPORTED
+    if status in (400, 405, 406):
+        # Routers without the endpoint answer these (go-containerregistry treats them
+        # as "no API" too).
+        return Capability.UNSUPPORTED
+    return None
+
+
+class Referrers:
+    """Attach and list referrers across a run, sharing what each registry supports."""
+
+    def __init__(
+        self,
+        *,
+        capabilities: CapabilityCache | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.capabilities = capabilities or CapabilityCache()
+        self._sleep = sleep
+        self._subject_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # -- detection -------------------------------------------------------------------------
+
+    def _probe(self, client: RegistryClient, repository: str, digest: str) -> Capability:
+        """Ask the referrers API about the real subject (Quay answers 400 for unknown digests)."""
+        response = client.referrers_response(repository, digest)
+        verdict = classify_referrers_response(response)
+        if verdict is None:
+            raise RegistryError.from_response(
+                response, detail="cannot tell whether the registry serves the referrers API"
+            )
+        _logger.debug(
+            "%s/%s referrers probe: %s (%d)",
+            client.host,
+            repository,
+            verdict.value,
+            response.status_code,
+        )
+        return verdict
+
+    def _listed(self, client: RegistryClient, repository: str, subject: str, digest: str) -> bool:
+        """Whether the API lists ``digest`` among the subject's referrers (read-your-write)."""
+        for delay in _CONFIRM_DELAYS:
+            self._sleep(delay)
+            response = client.referrers_response(repository, subject)
+            if classify_referrers_response(response) is not Capability.SUPPORTED:
+                return False
+            for page in client.referrers_pages(repository, response):
+                if any(isinstance(m, dict) and m.get("digest") == digest for m in page.manifests):
+                    return True
+        return False
+
+    # -- attach ----------------------------------------------------------------------------
+
+    def attach(
+        self,
+        client: RegistryClient,
+        image: Reference,
+        build: Callable[[Descriptor], BundleArtifact],
+        *,
+        mode: ReferrersMode = ReferrersMode.AUTO,
+    ) -> AttachResult:
+        """Push the artifact ``build`` makes for the image's real descriptor, as a referrer.
+
+        Checks that can refuse the write (no API in api mode, a fallback tag we must not
+        overwrite) run before anything is written.
+        """
+        repository = image.repository
+        subject = client.resolve(repository, image.digest or image.tag or "latest")
+        artifact = build(subject)
+        known = self.capabilities.get(client.host, repository)
+        if mode is ReferrersMode.TAG:
+            use_api = False
+        elif known is Capability.UNKNOWN:
+            use_api = self._probe(client, repository, subject.digest) is Capability.SUPPORTED
+        else:
+            use_api = known is Capability.SUPPORTED
+        if mode is ReferrersMode.API and not use_api:
+            raise ReferrersUnsupportedError(
+                f"{client.host}/{repository} does not serve the OCI referrers API "
+                "(referrers-mode api)",
+                hint="use referrers-mode auto or tag to store the attestation in the fallback tag",
+            )
+        with self._subject_lock(client.host, repository, subject.digest):
+            current = None if use_api else self._read_fallback(client, repository, subject)
+            for blob in artifact.blobs:
+                client.push_blob(repository, blob)
+            pushed = client.put_manifest(
+                repository, artifact.descriptor.digest, artifact.manifest, OCI_MANIFEST
+            )
+            if pushed.oci_subject is not None:
+                _logger.debug(
+                    "%s sent OCI-Subject %s (a hint only)", client.host, pushed.oci_subject
+                )
+            if use_api and known is Capability.UNKNOWN:
+                use_api = self._confirm(client, repository, subject, artifact, mode)
+            fallback = None
+            if not use_api:
+                fallback = self._update_fallback(
+                    client, repository, subject, artifact.descriptor, current
+                )
+        return AttachResult(
+            image.with_digest(subject.digest),
+            artifact.descriptor.digest,
+            "api" if use_api else "tag",
+            fallback,
+        )
+
+    def _confirm(
+        self,
+        client: RegistryClient,
+        repository: str,
+        subject: Descriptor,
+        artifact: BundleArtifact,
+        mode: ReferrersMode,
+    ) -> bool:
+        """Settle support after the first push: the API must list what we pushed."""
+        listed = self._listed(client, repository, subject.digest, artifact.descriptor.digest)
+        verdict = self.capabilities.settle(
+            client.host, repository, Capability.SUPPORTED if listed else Capability.UNSUPPORTED
+        )
+        if listed:
+            return verdict is Capability.SUPPORTED
+        if mode is ReferrersMode.API:
+            raise ReferrersUnsupportedError(
+                f"{client.host}/{repository} answers the referrers API but does not list "
+                f"{artifact.descriptor.digest} pushed with subject {subject.digest}",
+                hint="use referrers-mode auto or tag to store the attestation in the fallback tag",
+            )
+        _logger.warning(
+            "%s/%s answers the referrers API but did not list our referrer; using the fallback tag",
+            client.host,
+            repository,
+        )
+        return False
+
+    def _subject_lock(self, host: str, repository: str, digest: str) -> threading.Lock:
+        # Writers in this process take turns per subject; other processes are handled by
+        # the read-back loop of the fallback update.
+        with self._locks_lock:
+            return self._subject_locks.setdefault((host, repository, digest), threading.Lock())
+
+    # -- tag fallback (distribution-spec "Pushing Manifests with Subject", steps 1-6) -------
+
+    def _read_fallback(
+        self, client: RegistryClient, repository: str, subject: Descriptor
+    ) -> _FallbackIndex:
+        tag = referrers_tag(subject.digest)
+        manifest = client.get_manifest(repository, tag)
+        return _FallbackIndex.parse(manifest, tag, subject, f"{client.host}/{repository}")
+
+    def _update_fallback(
+        self,
+        client: RegistryClient,
+        repository: str,
+        subject: Descriptor,
+        entry: Descriptor,
+        current: _FallbackIndex | None,
+    ) -> str:
+        """Merge our entry into the fallback index and make sure it stays there."""
+        tag = referrers_tag(subject.digest)
+        for attempt in range(_FALLBACK_ATTEMPTS):
+            if current is None:
+                current = self._read_fallback(client, repository, subject)
+            if current.contains(entry.digest):
+                return tag
+            data = current.merged(entry)
+            try:
+                # "The client MAY use conditional HTTP requests to prevent overwriting a
+                # referrers list that has changed since it was first pulled."
+                client.put_manifest(repository, tag, data, OCI_INDEX, if_match=current.etag)
+            except RegistryError as exc:
+                if exc.status != 412:
+                    raise
+                _logger.debug("fallback index changed under us (412); re-reading")
+            # No registry examined enforces If-Match: read back to see what really stuck.
+            current = self._read_fallback(client, repository, subject)
+            if current.contains(entry.digest):
+                return tag
+            self._sleep(random.uniform(0.05, 0.2 * 2**attempt))
+        raise RegistryError(
+            "PUT",
+            f"{client.base_url}/v2/{repository}/manifests/{tag}",
+            None,
+            detail=f"the fallback index kept losing {entry.digest} "
+            f"after {_FALLBACK_ATTEMPTS} writes",
+            hint="other writers are updating the same tag; retry the step",
+        )
+
+    # -- listing ---------------------------------------------------------------------------
+
+    def list(
+        self, client: RegistryClient, image: Reference, *, artifact_type: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Descriptors of the image's referrers, from the API or else the fallback tag."""
+        repository = image.repository
+        subject = client.resolve(repository, image.digest or image.tag or "latest")
+        if self.capabilities.get(client.host, repository) is not Capability.UNSUPPORTED:
+            response = client.referrers_response(
+                repository, subject.digest, artifact_type=artifact_type
+            )
+            verdict = classify_referrers_response(response)
+            if verdict is None:
+                raise RegistryError.from_response(response, detail="cannot list referrers")
+            if verdict is Capability.SUPPORTED:
+                found: list[dict[str, Any]] = []
+                for page in client.referrers_pages(repository, response):
+                    found += _filter(page.manifests, None if page.filtered else artifact_type)
+                return found
+            self.capabilities.settle(client.host, repository, Capability.UNSUPPORTED)
+        # "If the referrers API returns a 404, the client MUST fallback to pulling the
+        # referrers tag schema"; an unusable tag means no referrers.
+        try:
+            index = self._read_fallback(client, repository, subject)
+        except FallbackTagError as exc:
+            _logger.warning("%s; treating it as no referrers", exc.message)
+            return []
+        return _filter(index.manifests, artifact_type)
+
+
+def _filter(manifests: list[Any], artifact_type: str | None) -> list[dict[str, Any]]:
+    entries = [m for m in manifests if isinstance(m, dict)]
+    if artifact_type is None:
+        return entries
+    return [m for m in entries if m.get("artifactType") == artifact_type]
+
+
+@dataclass(frozen=True)
+class _FallbackIndex:
+    """The index under a referrers tag, kept as raw JSON so nothing we do not model is lost."""
+
+    body: dict[str, Any]
+    etag: str | None
+
+    @property
+    def manifests(self) -> list[Any]:
+        manifests = self.body.get("manifests")
+        return manifests if isinstance(manifests, list) else []
+
+    def contains(self, digest: str) -> bool:
+        return any(isinstance(m, dict) and m.get("digest") == digest for m in self.manifests)
+
+    def merged(self, entry: Descriptor) -> bytes:
+        """The index with our entry appended; every existing entry kept as it was.
+
+        "artifactType MUST be set to the artifactType value in the pushed manifest" and
+        "All annotations from the pushed manifest MUST be copied to this descriptor".
+        """
+        body = dict(self.body)
+        body["manifests"] = [*self.manifests, entry.to_json()]
+        return canonical_json(body)
+
+    @classmethod
+    def parse(
+        cls, manifest: Manifest | None, tag: str, subject: Descriptor, where: str
+    ) -> _FallbackIndex:
+        if manifest is None:
+            # "If the referrers list does not exist, the client MUST begin with an empty
+            # image index".
+            return cls({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}, None)
+        if manifest.digest == subject.digest:
+            raise FallbackTagError(
+                f"{where}:{tag} resolves to the image itself, not to a referrers index "
+                "(the registry treats sha256-<hex> tags as digests)",
+                hint="this registry cannot hold the tag fallback; nothing was written",
+            )
+        try:
+            body = json.loads(manifest.data)
+        except ValueError:
+            body = None
+        # "If that pull returns a manifest other than the expected image index, the
+        # client SHOULD report a failure and skip the remaining steps."
+        if (
+            not isinstance(body, dict)
+            or manifest.media_type != OCI_INDEX
+            or body.get("mediaType", OCI_INDEX) != OCI_INDEX
+            or not isinstance(body.get("manifests"), list)
+        ):
+            raise FallbackTagError(
+                f"{where}:{tag} holds a {manifest.media_type or 'document'} that is not "
+                "an OCI image index; refusing to overwrite it",
+                hint="remove or rename that tag, or use referrers-mode api on a registry "
+                "with the referrers API",
+            )
+        return cls(body, manifest.etag)
