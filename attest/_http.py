@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,17 +52,9 @@ class RetryPolicy:
             after = retry_after_seconds(response)
             if after is not None:
                 return after if after <= self.max_retry_after else None
-        backoff = tenacity.wait_exponential_jitter(
-            initial=self.initial_wait, max=self.max_wait, jitter=self.initial_wait
-        )
-        return float(backoff(_StateForWait(attempt)))  # type: ignore[arg-type]
-
-
-@dataclass
-class _StateForWait:
-    """The one field tenacity's wait strategies read from a retry state."""
-
-    attempt_number: int
+        # Exponential backoff with jitter, capped (oras-go: 200 ms to 3 s).
+        backoff = self.initial_wait * 2 ** (attempt - 1)
+        return float(min(self.max_wait, backoff + random.uniform(0, self.initial_wait)))
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:

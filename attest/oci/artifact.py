@@ -56,16 +56,18 @@ def bundle_artifact(
     """
     parsed = _parse_bundle(bundle, source)
     media_type = _bundle_media_type(parsed, source)
-    annotations = {CREATED: _signing_time(parsed, source)}
+    content: dict[str, str] = {}
     if isinstance(parsed.get("dsseEnvelope"), dict):
-        annotations[CONTENT] = "dsse-envelope"
+        content[CONTENT] = "dsse-envelope"
         predicate_type = _predicate_type(parsed["dsseEnvelope"], source)
         if predicate_type is not None:
-            annotations[PREDICATE_TYPE] = predicate_type
+            content[PREDICATE_TYPE] = predicate_type
     elif isinstance(parsed.get("messageSignature"), dict):
-        annotations[CONTENT] = "message-signature"
+        content[CONTENT] = "message-signature"
     else:
         raise UsageError(f"{source}: the bundle has neither dsseEnvelope nor messageSignature")
+    # The order of GitHub's toolchain: created, content, predicateType.
+    annotations = {CREATED: _signing_time(parsed, source), **content}
     config = Descriptor(EMPTY_MEDIA_TYPE, digest_of(EMPTY_BLOB), len(EMPTY_BLOB))
     layer = Descriptor(media_type, digest_of(bundle), len(bundle))
     manifest = canonical_json(

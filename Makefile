@@ -1,0 +1,42 @@
+# The developer interface; CI (.ci/run) uses the same targets.
+SHELL := bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export ATTEST_TOOLS_DIR ?= $(HOME)/.cache/attest-tools
+# Select tests with T=, e.g. make test T=tests/unit
+T ?= tests
+
+.PHONY: dev lint reformat test demo tools system-packages clean
+
+dev: $(VENV)/.installed tools system-packages
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --editable '.[dev]'
+	touch $@
+
+tools:
+	bash scripts/install-tools.sh
+
+system-packages:
+	bash scripts/install-system-packages.sh
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check attest tests scripts entrypoint.py
+	$(VENV)/bin/ruff check attest tests scripts entrypoint.py
+	$(VENV)/bin/mypy
+
+reformat: $(VENV)/.installed
+	$(VENV)/bin/ruff format attest tests scripts entrypoint.py
+	$(VENV)/bin/ruff check --fix attest tests scripts entrypoint.py
+
+test: dev
+	$(PY) -m pytest $(T)
+
+demo: dev
+	$(PY) scripts/demo.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

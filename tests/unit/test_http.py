@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from email.utils import format_datetime
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from attest import _http
+
+FAST = _http.RetryPolicy(attempts=4, initial_wait=0.001, max_wait=0.01, max_retry_after=5)
+
+
+class _Script:
+    """Answers requests with a scripted list of statuses, then 200."""
+
+    def __init__(self, statuses: list[int], headers: dict[str, str] | None = None) -> None:
+        self.statuses = statuses
+        self.headers = headers or {}
+        self.seen: list[str] = []
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, _Script]]:
+    script = _Script([])
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            script.seen.append(self.command)
+            status = script.statuses.pop(0) if script.statuses else 200
+            self.send_response(status)
+            for name, value in script.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_PUT = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", script
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried(server, status):
+    url, script = server
+    script.statuses = [status, status]
+    response = _http.send(_http.new_session(), "PUT", url, data=b"x", policy=FAST)
+    assert response.status_code == 200
+    assert script.seen == ["PUT"] * 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 412])
+def test_other_client_errors_are_not_retried(server, status):
+    url, script = server
+    script.statuses = [status]
+    assert _http.send(_http.new_session(), "GET", url, policy=FAST).status_code == status
+    assert script.seen == ["GET"]
+
+
+def test_retries_are_bounded_and_return_the_last_response(server):
+    url, script = server
+    script.statuses = [503] * 10
+    assert _http.send(_http.new_session(), "GET", url, policy=FAST).status_code == 503
+    assert len(script.seen) == FAST.attempts
+
+
+def test_a_retry_after_beyond_the_cap_ends_retries(server):
+    url, script = server
+    script.statuses = [429, 429]
+    script.headers = {"Retry-After": "3600"}
+    assert _http.send(_http.new_session(), "GET", url, policy=FAST).status_code == 429
+    assert script.seen == ["GET"]
+
+
+def test_connection_errors_are_retried_then_raised():
+    policy = _http.RetryPolicy(attempts=2, initial_wait=0.001, max_wait=0.001)
+    with pytest.raises(requests.ConnectionError):
+        # Port 9 on loopback: nothing listens there.
+        _http.send(_http.new_session(), "GET", "http://127.0.0.1:9/", policy=policy)
+
+
+def _with_retry_after(value: str) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 429
+    response.headers["Retry-After"] = value
+    return response
+
+
+def test_wait_honours_retry_after_seconds_and_dates():
+    assert FAST.wait_seconds(1, _with_retry_after("2")) == 2.0
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
+    assert 1.0 < (FAST.wait_seconds(1, _with_retry_after(soon)) or 0) <= 3.0
+    assert FAST.wait_seconds(1, _with_retry_after("99")) is None
+
+
+def test_backoff_grows_and_is_capped():
+    policy = _http.RetryPolicy(initial_wait=0.2, max_wait=3.0)
+    first = policy.wait_seconds(1, None) or 0
+    assert 0.2 <= first <= 0.4
+    assert all((policy.wait_seconds(n, None) or 0) <= 3.0 for n in range(1, 20))
+
+
+def test_session_identifies_us_and_ignores_netrc():
+    session = _http.new_session()
+    assert session.headers["User-Agent"].startswith("attest/")
+    assert session.trust_env is False
