@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -37,7 +37,7 @@ def server() -> Iterator[tuple[str, _Script]]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        do_GET = do_PUT = _answer
+        do_GET = do_PUT = _answer  # noqa: N815
 
         def log_message(self, *args: object) -> None:
             pass

@@ -25,7 +25,13 @@ def test_manifest_has_exactly_githubs_shape():
     artifact = bundle_artifact(bundle, SUBJECT)
     manifest = json.loads(artifact.manifest)
     assert list(manifest) == [
-        "schemaVersion", "mediaType", "artifactType", "config", "layers", "subject", "annotations",
+        "schemaVersion",
+        "mediaType",
+        "artifactType",
+        "config",
+        "layers",
+        "subject",
+        "annotations",
     ]
     assert manifest["mediaType"] == OCI_MANIFEST
     assert manifest["artifactType"] == BUNDLE_V03

@@ -28,7 +28,12 @@ DIGEST = "sha256:" + "ab" * 32
 )
 def test_parse(text, registry, repository, tag, digest, api_host):
     ref = Reference.parse(text)
-    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
+        registry,
+        repository,
+        tag,
+        digest,
+    )
     assert ref.api_host == api_host
 
 

@@ -17,7 +17,10 @@ from attest.oci.referrers import (
 
 SUBJECT = Descriptor(OCI_MANIFEST, "sha256:" + "5" * 64, 500)
 OURS = Descriptor(
-    OCI_MANIFEST, "sha256:" + "1" * 64, 800, "application/vnd.dev.sigstore.bundle.v0.3+json",
+    OCI_MANIFEST,
+    "sha256:" + "1" * 64,
+    800,
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
     {"dev.sigstore.bundle.content": "dsse-envelope"},
 )
 
@@ -93,8 +96,12 @@ def test_merge_keeps_every_existing_entry_and_index_field():
         "manifests": [
             {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "2" * 64, "size": 9},
             # Written by an old cosign: wrong artifactType, no annotations; kept as is.
-            {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "3" * 64, "size": 9,
-             "artifactType": "application/vnd.oci.empty.v1+json"},
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": "sha256:" + "3" * 64,
+                "size": 9,
+                "artifactType": "application/vnd.oci.empty.v1+json",
+            },
             {"garbage": True},
         ],
     }
@@ -121,8 +128,10 @@ def test_tag_resolving_to_the_subject_is_refused():
     ("body", "media_type"),
     [
         ({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}, OCI_MANIFEST),
-        ({"schemaVersion": 2, "manifests": []},
-         "application/vnd.docker.distribution.manifest.list.v2+json"),
+        (
+            {"schemaVersion": 2, "manifests": []},
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        ),
         ({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": {}}, OCI_INDEX),
     ],
 )
