@@ -135,6 +135,9 @@ class Authenticator:
             self._tokens.pop(repository_scope(repository, push=push), None)
             self._tokens.pop(repository_scope(repository, push=True), None)
 
+    def has_credential(self, repository: str) -> bool:
+        return self._credential(repository) is not None
+
     def _credential(self, repository: str) -> Credential | None:
         if self._credentials is None:
             return None

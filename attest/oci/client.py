@@ -124,6 +124,15 @@ class RegistryClient:
                 self._auth.forget(repository, push=push)
             authorization = self._auth.answer(response, repository, push=push)
             response = self._send(method, url, headers, data, authorization)
+            if response.status_code == 401:
+                # Answered once already: more of the same will not help.
+                found = self._auth.has_credential(repository)
+                raise RegistryError.from_response(
+                    response,
+                    detail=f"the registry refused the credentials for {self.host}"
+                    if found
+                    else f"no credentials were found for {self.host}",
+                )
         return response
 
     def _send(

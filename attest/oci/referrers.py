@@ -57,7 +57,7 @@ class Capability(enum.Enum):
 
 
 #: Confirmation reads of a fresh referrer, for registries that index asynchronously.
-_CONFIRM_DELAYS = (0.0, 0.25, 0.5, 1.0)
+_CONFIRM_DELAYS = (0.0, 0.1, 0.3, 0.6)
 #: Writes of the fallback index before giving up on a registry that keeps losing our entry.
 _FALLBACK_ATTEMPTS = 6
 
