@@ -18,9 +18,10 @@ from attest import cli
 from attest.oci.client import RegistryClient
 from attest.oci.descriptor import OCI_INDEX, OCI_MANIFEST, canonical_json, digest_of
 
+from ..shared_data import github_bundles
 from .servers import tool
 
-BUNDLES = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "github-bundles"
+BUNDLES = github_bundles()
 PROVENANCE = BUNDLES / "attest-build-provenance-13532655.sigstore.json"
 PROVENANCE_PRIVATE = BUNDLES / "attest-build-provenance-13531551.sigstore.json"
 CUSTOM_ISSUER = BUNDLES / "custom-issuer.sigstore.json"

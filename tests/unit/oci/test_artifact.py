@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 
 from attest.errors import UsageError
 from attest.oci.artifact import BUNDLE_V03, bundle_artifact
 from attest.oci.descriptor import OCI_INDEX, OCI_MANIFEST, Descriptor, digest_of
+from tests.shared_data import github_bundles
 
-BUNDLES = Path(__file__).resolve().parents[4] / "shared" / "testdata" / "github-bundles"
+BUNDLES = github_bundles()
 SUBJECT = Descriptor(OCI_INDEX, "sha256:" + "c" * 64, 1234)
 
 
