@@ -1,0 +1,171 @@
+"""The registry client's wire behaviour, observed through a proxy in front of real registries."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from attest import _http
+from attest.oci.artifact import bundle_artifact
+from attest.oci.client import Registries
+from attest.oci.descriptor import OCI_INDEX, referrers_tag
+from attest.oci.reference import Reference
+from attest.oci.referrers import Referrers
+
+from ..helpers import (
+    BUNDLE_TYPE,
+    CUSTOM_ISSUER,
+    PROVENANCE,
+    PROVENANCE_PRIVATE,
+    push_image,
+    run_attest,
+    unique_repository,
+)
+from ..quirk_proxy import QuirkProxy, Quirks
+
+FAST = _http.RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05)
+
+
+def _behind(proxy: QuirkProxy, image: str) -> str:
+    return proxy.host + "/" + image.split("/", 1)[1]
+
+
+def _attach(referrers: Referrers, registries: Registries, image: str, bundle: bytes) -> str:
+    reference = Reference.parse(image)
+    result = referrers.attach(
+        registries.client(reference.api_host), reference, lambda s: bundle_artifact(bundle, s)
+    )
+    return result.mode
+
+
+def test_support_is_detected_once_per_repository_in_a_run(registry_of):
+    registry = registry_of("olareg")
+    repository = unique_repository("once")
+    first = push_image(registry.host, repository, seed="1")
+    second = push_image(registry.host, repository, seed="2")
+    with QuirkProxy(registry.url, Quirks()) as proxy, Registries() as registries:
+        referrers = Referrers()
+        assert (
+            _attach(referrers, registries, _behind(proxy, first), PROVENANCE.read_bytes()) == "api"
+        )
+        mark = len(proxy.log)
+        assert (
+            _attach(referrers, registries, _behind(proxy, second), PROVENANCE.read_bytes()) == "api"
+        )
+        later = [f"{r.method} {r.path}" for r in proxy.log[mark:]]
+    # Known support, known blobs: resolve the subject, upload nothing new but the manifest.
+    assert not any("/referrers/" in r for r in later)
+    assert [r.split()[0] for r in later] == ["HEAD", "PUT"]
+
+
+def test_blob_uploads_use_one_post_where_the_registry_completes_it(registry_of):
+    uploads = {}
+    for kind in ("olareg", "distribution"):
+        registry = registry_of(kind)
+        image = push_image(registry.host, unique_repository(f"mono-{kind}"))
+        with QuirkProxy(registry.url, Quirks()) as proxy:
+            run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE).json()
+            uploads[kind] = [(r.method, r.status) for r in proxy.log if "/blobs/uploads/" in r.path]
+    # olareg completes "POST ?digest=" monolithic uploads; distribution 2.8.2 opens a session,
+    # after which we stop sending bodies with the POST.
+    assert uploads["olareg"] == [("POST", 201), ("POST", 201)]
+    assert uploads["distribution"] == [("POST", 202), ("PUT", 201), ("POST", 202), ("PUT", 201)]
+
+
+def test_fallback_updates_send_if_match_and_read_back(registry_of):
+    registry = registry_of("distribution")
+    image = push_image(registry.host, unique_repository("ifmatch"))
+    tag = referrers_tag(image.rsplit("@", 1)[1])
+    with QuirkProxy(registry.url, Quirks()) as proxy:
+        run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE).json()
+        mark = len(proxy.log)
+        run_attest("attach", _behind(proxy, image), "--bundle", CUSTOM_ISSUER).json()
+        second = [r for r in proxy.log[mark:] if r.path.endswith(f"/manifests/{tag}")]
+    assert [(r.method, r.status) for r in second] == [("GET", 200), ("PUT", 201), ("GET", 200)]
+    # distribution answers with the quoted digest as ETag; we send it back.
+    assert re.fullmatch(r'"sha256:[0-9a-f]{64}"', second[1].headers.get("If-Match", ""))
+
+
+def test_transient_registry_errors_are_retried(registry_of):
+    registry = registry_of("distribution")
+    image = push_image(registry.host, unique_repository("flaky"))
+    failures = {"left": 2}
+
+    def flaky_manifest_put(method: str, path: str) -> tuple[int, dict[str, str], bytes] | None:
+        if method == "PUT" and "/manifests/sha256:" in path and failures["left"]:
+            failures["left"] -= 1
+            return 503, {"Retry-After": "0"}, b"busy"
+        return None
+
+    with QuirkProxy(registry.url, Quirks(faults=flaky_manifest_put)) as proxy:
+        with Registries(policy=FAST) as registries:
+            mode = _attach(Referrers(), registries, _behind(proxy, image), PROVENANCE.read_bytes())
+        puts = [r.status for r in proxy.log if r.method == "PUT" and "/manifests/sha256:" in r.path]
+    assert mode == "tag"
+    assert puts == [503, 503, 201]
+
+
+def _paged(upstream_pages: dict[str, list[dict[str, object]]], filters_applied: bool):
+    """Serve /referrers in pages of one entry, like registries with small page sizes."""
+
+    def fault(method: str, path: str) -> tuple[int, dict[str, str], bytes] | None:
+        match = re.match(r"/v2/(.+)/referrers/([^?]+)(?:\?(.*))?$", path)
+        if method != "GET" or not match:
+            return None
+        name, digest, query = match.groups()
+        params = dict(p.split("=", 1) for p in (query or "").split("&") if "=" in p)
+        entries = upstream_pages[digest]
+        if "artifactType" in params and filters_applied:
+            wanted = params["artifactType"].replace("%2B", "+").replace("%2F", "/")
+            entries = [e for e in entries if e["artifactType"] == wanted]
+        page = int(params.get("page", "0"))
+        headers = {"Content-Type": OCI_INDEX}
+        if filters_applied and "artifactType" in params:
+            headers["OCI-Filters-Applied"] = "artifactType"
+        if page + 1 < len(entries):
+            nxt = f"/v2/{name}/referrers/{digest}?page={page + 1}"
+            if "artifactType" in params:
+                nxt += f"&artifactType={params['artifactType']}"
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries[page : page + 1]}
+        return 200, headers, json.dumps(body).encode()
+
+    return fault
+
+
+def test_referrers_follow_link_pages_and_filter_unless_the_registry_did(registry_of):
+    registry = registry_of("olareg")
+    repository = unique_repository("pages")
+    image = push_image(registry.host, repository)
+    digest = image.rsplit("@", 1)[1]
+    entries = [
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": f"sha256:{i:064x}",
+            "size": 10,
+            "artifactType": BUNDLE_TYPE if i % 2 else "application/spdx+json",
+        }
+        for i in range(5)
+    ]
+    for filters_applied in (False, True):
+        quirks = Quirks(faults=_paged({digest: entries}, filters_applied))
+        with QuirkProxy(registry.url, quirks) as proxy:
+            everything = run_attest("referrers", _behind(proxy, image)).json()
+            ours = run_attest(
+                "referrers", _behind(proxy, image), "--artifact-type", BUNDLE_TYPE
+            ).json()
+            pages = [r.path for r in proxy.log if "/referrers/" in r.path]
+        assert everything == entries
+        assert ours == [e for e in entries if e["artifactType"] == BUNDLE_TYPE]
+        assert len(pages) == 5 + (2 if filters_applied else 5)
+
+
+def test_three_bundles_in_one_run_share_one_fallback_index(registry_of):
+    registry = registry_of("olareg-noapi")
+    image = push_image(registry.host, unique_repository("run"))
+    with Registries() as registries:
+        referrers = Referrers()
+        for bundle in (PROVENANCE, CUSTOM_ISSUER, PROVENANCE_PRIVATE):
+            assert _attach(referrers, registries, image, bundle.read_bytes()) == "tag"
+    listed = run_attest("referrers", image).json()
+    assert len(listed) == 3
