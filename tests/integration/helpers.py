@@ -19,6 +19,7 @@ from attest.oci.client import RegistryClient
 from attest.oci.descriptor import OCI_INDEX, OCI_MANIFEST, canonical_json, digest_of
 
 from ..shared_data import github_bundles
+from .quirk_proxy import QuirkProxy
 from .servers import tool
 
 BUNDLES = github_bundles()
@@ -142,6 +143,11 @@ def run_tool(name: str, *args: str, home: Path) -> str:
     )
     assert completed.returncode == 0, f"{name} {' '.join(args)}: {completed.stderr}"
     return completed.stdout
+
+
+def through(proxy: QuirkProxy, image: str) -> str:
+    """The same image reference, addressed through a proxy."""
+    return proxy.host + "/" + image.split("/", 1)[1]
 
 
 def tags(host: str, repository: str) -> list[str]:

@@ -6,14 +6,10 @@ import base64
 import json
 from pathlib import Path
 
-from ..helpers import PROVENANCE, push_image, run_attest, unique_repository
+from ..helpers import PROVENANCE, push_image, run_attest, through, unique_repository
 from ..quirk_proxy import QuirkProxy, Quirks
 
 USER, PASSWORD = "ci-user", "s3cret-pass"
-
-
-def _behind(proxy: QuirkProxy, image: str) -> str:
-    return proxy.host + "/" + image.split("/", 1)[1]
 
 
 def _docker_config(directory: Path, host: str, entry: dict[str, str]) -> dict[str, str]:
@@ -33,7 +29,7 @@ def test_anonymous_registry_works_even_with_credentials_configured(registry_of, 
     environ = _docker_config(tmp_path, registry.host, _auth(USER, PASSWORD))
     with QuirkProxy(registry.url, Quirks()) as proxy:
         result = run_attest(
-            "attach", _behind(proxy, image), "--bundle", PROVENANCE, environ=environ
+            "attach", through(proxy, image), "--bundle", PROVENANCE, environ=environ
         ).json()
         sent = {r.headers.get("Authorization") for r in proxy.log}
     assert result["mode"] == "tag"
@@ -44,7 +40,7 @@ def test_basic_auth_from_the_command_line(registry_of):
     registry = registry_of("olareg")
     image = push_image(registry.host, unique_repository("basic"))
     with QuirkProxy(registry.url, Quirks(basic_auth=(USER, PASSWORD))) as proxy:
-        target = _behind(proxy, image)
+        target = through(proxy, image)
         missing = run_attest("attach", target, "--bundle", PROVENANCE)
         wrong = run_attest(
             "attach",
@@ -85,7 +81,7 @@ def test_bearer_tokens_from_docker_config_are_cached_per_scope(registry_of, tmp_
     with QuirkProxy(registry.url, Quirks(bearer_auth=(USER, PASSWORD))) as proxy:
         environ = _docker_config(tmp_path, f"http://{proxy.host}/v2/", _auth(USER, PASSWORD))
         result = run_attest(
-            "attach", _behind(proxy, image), "--bundle", PROVENANCE, environ=environ
+            "attach", through(proxy, image), "--bundle", PROVENANCE, environ=environ
         ).json()
         token_requests = list(proxy.token_requests)
         unauthorized = [r for r in proxy.log if r.status == 401]
@@ -100,8 +96,8 @@ def test_anonymous_pull_tokens_list_but_cannot_push(registry_of):
     image = push_image(registry.host, unique_repository("anonpull"))
     quirks = Quirks(bearer_auth=(USER, PASSWORD), anonymous_pull=True)
     with QuirkProxy(registry.url, quirks) as proxy:
-        listed = run_attest("referrers", _behind(proxy, image))
-        pushed = run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE)
+        listed = run_attest("referrers", through(proxy, image))
+        pushed = run_attest("attach", through(proxy, image), "--bundle", PROVENANCE)
     assert listed.json() == []
     assert pushed.code == 1
     assert "no credentials were found" in pushed.stderr
@@ -118,7 +114,7 @@ def test_identity_tokens_use_the_oauth2_refresh_grant(registry_of, tmp_path):
             {"auth": base64.b64encode(b"<token>:").decode(), "identitytoken": "refresh-me"},
         )
         result = run_attest(
-            "attach", _behind(proxy, image), "--bundle", PROVENANCE, environ=environ
+            "attach", through(proxy, image), "--bundle", PROVENANCE, environ=environ
         ).json()
         grants = [r.get("form", {}).get("grant_type") for r in proxy.token_requests]
     assert result["mode"] == "api"
@@ -132,7 +128,7 @@ def test_an_expired_token_is_renewed_once(registry_of, tmp_path):
     with QuirkProxy(registry.url, quirks) as proxy:
         environ = _docker_config(tmp_path, proxy.host, _auth(USER, PASSWORD))
         result = run_attest(
-            "attach", _behind(proxy, image), "--bundle", PROVENANCE, environ=environ
+            "attach", through(proxy, image), "--bundle", PROVENANCE, environ=environ
         ).json()
         token_requests = len(proxy.token_requests)
     assert result["mode"] == "api"
@@ -147,7 +143,7 @@ def test_redirected_blob_requests_carry_no_credentials(registry_of, tmp_path):
         environ = _docker_config(tmp_path, proxy.host, _auth(USER, PASSWORD))
         for _ in range(2):
             run_attest(
-                "attach", _behind(proxy, image), "--bundle", PROVENANCE, environ=environ
+                "attach", through(proxy, image), "--bundle", PROVENANCE, environ=environ
             ).json()
         redirected = list(proxy.blob_redirect_log)
         direct = [r for r in proxy.log if r.status != 401]

@@ -19,15 +19,12 @@ from ..helpers import (
     PROVENANCE_PRIVATE,
     push_image,
     run_attest,
+    through,
     unique_repository,
 )
 from ..quirk_proxy import QuirkProxy, Quirks
 
 FAST = _http.RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05)
-
-
-def _behind(proxy: QuirkProxy, image: str) -> str:
-    return proxy.host + "/" + image.split("/", 1)[1]
 
 
 def _attach(referrers: Referrers, registries: Registries, image: str, bundle: bytes) -> str:
@@ -46,11 +43,11 @@ def test_support_is_detected_once_per_repository_in_a_run(registry_of):
     with QuirkProxy(registry.url, Quirks()) as proxy, Registries() as registries:
         referrers = Referrers()
         assert (
-            _attach(referrers, registries, _behind(proxy, first), PROVENANCE.read_bytes()) == "api"
+            _attach(referrers, registries, through(proxy, first), PROVENANCE.read_bytes()) == "api"
         )
         mark = len(proxy.log)
         assert (
-            _attach(referrers, registries, _behind(proxy, second), PROVENANCE.read_bytes()) == "api"
+            _attach(referrers, registries, through(proxy, second), PROVENANCE.read_bytes()) == "api"
         )
         later = [f"{r.method} {r.path}" for r in proxy.log[mark:]]
     # Known support, known blobs: resolve the subject, upload nothing new but the manifest.
@@ -64,7 +61,7 @@ def test_blob_uploads_use_one_post_where_the_registry_completes_it(registry_of):
         registry = registry_of(kind)
         image = push_image(registry.host, unique_repository(f"mono-{kind}"))
         with QuirkProxy(registry.url, Quirks()) as proxy:
-            run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE).json()
+            run_attest("attach", through(proxy, image), "--bundle", PROVENANCE).json()
             uploads[kind] = [(r.method, r.status) for r in proxy.log if "/blobs/uploads/" in r.path]
     # olareg completes "POST ?digest=" monolithic uploads; distribution 2.8.2 opens a session,
     # after which we stop sending bodies with the POST.
@@ -77,9 +74,9 @@ def test_fallback_updates_send_if_match_and_read_back(registry_of):
     image = push_image(registry.host, unique_repository("ifmatch"))
     tag = referrers_tag(image.rsplit("@", 1)[1])
     with QuirkProxy(registry.url, Quirks()) as proxy:
-        run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE).json()
+        run_attest("attach", through(proxy, image), "--bundle", PROVENANCE).json()
         mark = len(proxy.log)
-        run_attest("attach", _behind(proxy, image), "--bundle", CUSTOM_ISSUER).json()
+        run_attest("attach", through(proxy, image), "--bundle", CUSTOM_ISSUER).json()
         second = [r for r in proxy.log[mark:] if r.path.endswith(f"/manifests/{tag}")]
     assert [(r.method, r.status) for r in second] == [("GET", 200), ("PUT", 201), ("GET", 200)]
     # distribution answers with the quoted digest as ETag; we send it back.
@@ -99,7 +96,7 @@ def test_transient_registry_errors_are_retried(registry_of):
 
     with QuirkProxy(registry.url, Quirks(faults=flaky_manifest_put)) as proxy:
         with Registries(policy=FAST) as registries:
-            mode = _attach(Referrers(), registries, _behind(proxy, image), PROVENANCE.read_bytes())
+            mode = _attach(Referrers(), registries, through(proxy, image), PROVENANCE.read_bytes())
         puts = [r.status for r in proxy.log if r.method == "PUT" and "/manifests/sha256:" in r.path]
     assert mode == "tag"
     assert puts == [503, 503, 201]
@@ -150,9 +147,9 @@ def test_referrers_follow_link_pages_and_filter_unless_the_registry_did(registry
     for filters_applied in (False, True):
         quirks = Quirks(faults=_paged({digest: entries}, filters_applied))
         with QuirkProxy(registry.url, quirks) as proxy:
-            everything = run_attest("referrers", _behind(proxy, image)).json()
+            everything = run_attest("referrers", through(proxy, image)).json()
             ours = run_attest(
-                "referrers", _behind(proxy, image), "--artifact-type", BUNDLE_TYPE
+                "referrers", through(proxy, image), "--artifact-type", BUNDLE_TYPE
             ).json()
             pages = [r.path for r in proxy.log if "/referrers/" in r.path]
         assert everything == entries

@@ -6,13 +6,16 @@ import json
 
 from attest.oci.descriptor import OCI_INDEX, referrers_tag
 
-from ..helpers import PROVENANCE, manifest_exists, push_image, run_attest, tags, unique_repository
+from ..helpers import (
+    PROVENANCE,
+    manifest_exists,
+    push_image,
+    run_attest,
+    tags,
+    through,
+    unique_repository,
+)
 from ..quirk_proxy import QuirkProxy, Quirks
-
-
-def _behind(proxy: QuirkProxy, image: str) -> str:
-    """The same image, addressed through the proxy."""
-    return proxy.host + "/" + image.split("/", 1)[1]
 
 
 def test_header_without_api_still_gets_the_fallback(registry_of):
@@ -21,7 +24,7 @@ def test_header_without_api_still_gets_the_fallback(registry_of):
     repository = unique_repository("ecr")
     image = push_image(registry.host, repository)
     with QuirkProxy(registry.url, Quirks(oci_subject_without_api=True)) as proxy:
-        result = run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE).json()
+        result = run_attest("attach", through(proxy, image), "--bundle", PROVENANCE).json()
         put = [r for r in proxy.log if r.method == "PUT" and "/manifests/sha256:" in r.path]
     assert result["mode"] == "tag"
     assert put, "the referrer manifest was pushed through the proxy"
@@ -35,7 +38,7 @@ def test_api_without_header_and_400_for_unknown_digests_uses_the_api(registry_of
     repository = unique_repository("quay")
     image = push_image(registry.host, repository)
     with QuirkProxy(registry.url, Quirks(referrers_400_unknown_digest=True)) as proxy:
-        result = run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE).json()
+        result = run_attest("attach", through(proxy, image), "--bundle", PROVENANCE).json()
         probes = [r.path for r in proxy.log if "/referrers/" in r.path]
     assert (result["mode"], result["fallback_tag"]) == ("api", None)
     assert [t for t in tags(registry.host, repository) if t.startswith("sha256-")] == []
@@ -50,7 +53,7 @@ def test_tag_resolving_to_the_subject_is_an_error_and_nothing_is_written(registr
     repository = unique_repository("gitlab")
     image = push_image(registry.host, repository)
     with QuirkProxy(registry.url, Quirks(tag_resolves_to_subject=True)) as proxy:
-        result = run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE)
+        result = run_attest("attach", through(proxy, image), "--bundle", PROVENANCE)
         writes = [r for r in proxy.log if r.method in ("PUT", "POST", "PATCH", "DELETE")]
     assert result.code == 1
     assert "resolves to the image itself" in result.stderr
@@ -64,8 +67,8 @@ def test_html_404_from_a_proxy_registry_means_no_api(registry_of):
     repository = unique_repository("html")
     image = push_image(registry.host, repository)
     with QuirkProxy(registry.url, Quirks(referrers_html_404=True)) as proxy:
-        result = run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE).json()
-        listed = run_attest("referrers", _behind(proxy, image)).json()
+        result = run_attest("attach", through(proxy, image), "--bundle", PROVENANCE).json()
+        listed = run_attest("referrers", through(proxy, image)).json()
     assert result["mode"] == "tag"
     assert [d["digest"] for d in listed] == [result["manifest_digest"]]
 
@@ -83,9 +86,9 @@ def test_an_api_that_never_lists_our_referrer_falls_back_to_the_tag(registry_of)
     repository = unique_repository("liar")
     image = push_image(registry.host, repository)
     with QuirkProxy(registry.url, Quirks(faults=_empty_index)) as proxy:
-        result = run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE)
+        result = run_attest("attach", through(proxy, image), "--bundle", PROVENANCE)
         forced = run_attest(
-            "attach", _behind(proxy, image), "--bundle", PROVENANCE, "--referrers-mode", "api"
+            "attach", through(proxy, image), "--bundle", PROVENANCE, "--referrers-mode", "api"
         )
     assert json.loads(result.stdout)["mode"] == "tag"
     assert "did not list our referrer" in result.stderr
@@ -108,7 +111,7 @@ def test_an_ambiguous_probe_is_an_error_not_a_silent_fallback(registry_of):
     repository = unique_repository("denied")
     image = push_image(registry.host, repository)
     with QuirkProxy(registry.url, Quirks(faults=_forbidden_referrers)) as proxy:
-        result = run_attest("attach", _behind(proxy, image), "--bundle", PROVENANCE)
+        result = run_attest("attach", through(proxy, image), "--bundle", PROVENANCE)
     assert result.code == 1
     assert "403 DENIED: requested access to the resource is denied" in result.stderr
     assert "/referrers/" in result.stderr
