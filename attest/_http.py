@@ -76,12 +76,21 @@ DEFAULT_RETRY = RetryPolicy()
 
 
 def new_session() -> requests.Session:
-    """A session for one remote, identifying us; redirects are left to the caller."""
+    """A session for one remote, identifying us; redirects are left to the caller.
+
+    The environment's proxies and CA bundle (HTTPS_PROXY, REQUESTS_CA_BUNDLE) apply, as
+    self-hosted runners need them; ``~/.netrc`` does not: credentials come from our own
+    stores only.
+    """
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
-    # Credentials come from our own stores only, never from ~/.netrc.
-    session.trust_env = False
+    session.auth = _no_netrc
     return session
+
+
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    # A session-level auth, even one that adds nothing, stops requests reading ~/.netrc.
+    return request
 
 
 class _Wait(tenacity.wait.wait_base):

@@ -110,7 +110,13 @@ def test_backoff_grows_and_is_capped():
     assert all((policy.wait_seconds(n, None) or 0) <= 3.0 for n in range(1, 20))
 
 
-def test_session_identifies_us_and_ignores_netrc():
+def test_session_identifies_us_and_ignores_netrc(server, tmp_path, monkeypatch):
+    url, script = server
+    host = url.split("//")[1].split(":")[0]
+    (tmp_path / ".netrc").write_text(f"machine {host} login leaked password secret\n")
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
     session = _http.new_session()
+    response = _http.send(session, "GET", url, policy=FAST)
     assert session.headers["User-Agent"].startswith("attest/")
-    assert session.trust_env is False
+    assert "Authorization" not in response.request.headers
