@@ -187,6 +187,8 @@ class Referrers:
             use_api = False
         elif known is Capability.UNKNOWN:
             use_api = self._probe(client, repository, subject.digest) is Capability.SUPPORTED
+            if not use_api:
+                known = self.capabilities.settle(client.host, repository, Capability.UNSUPPORTED)
         else:
             use_api = known is Capability.SUPPORTED
         if mode is ReferrersMode.API and not use_api:

@@ -111,7 +111,7 @@ def test_backoff_grows_and_is_capped():
 
 
 def test_session_identifies_us_and_ignores_netrc(server, tmp_path, monkeypatch):
-    url, script = server
+    url, _ = server
     host = url.split("//")[1].split(":")[0]
     (tmp_path / ".netrc").write_text(f"machine {host} login leaked password secret\n")
     monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from attest import _http
 from attest.oci.artifact import bundle_artifact
 from attest.oci.client import Registries
@@ -35,24 +37,24 @@ def _attach(referrers: Referrers, registries: Registries, image: str, bundle: by
     return result.mode
 
 
-def test_support_is_detected_once_per_repository_in_a_run(registry_of):
-    registry = registry_of("olareg")
+@pytest.mark.parametrize(("kind", "mode"), [("olareg", "api"), ("distribution", "tag")])
+def test_support_is_detected_once_per_repository_in_a_run(registry_of, kind, mode):
+    registry = registry_of(kind)
     repository = unique_repository("once")
     first = push_image(registry.host, repository, seed="1")
     second = push_image(registry.host, repository, seed="2")
+    bundle = PROVENANCE.read_bytes()
     with QuirkProxy(registry.url, Quirks()) as proxy, Registries() as registries:
         referrers = Referrers()
-        assert (
-            _attach(referrers, registries, through(proxy, first), PROVENANCE.read_bytes()) == "api"
-        )
+        assert _attach(referrers, registries, through(proxy, first), bundle) == mode
         mark = len(proxy.log)
-        assert (
-            _attach(referrers, registries, through(proxy, second), PROVENANCE.read_bytes()) == "api"
-        )
+        assert _attach(referrers, registries, through(proxy, second), bundle) == mode
         later = [f"{r.method} {r.path}" for r in proxy.log[mark:]]
-    # Known support, known blobs: resolve the subject, upload nothing new but the manifest.
-    assert not any("/referrers/" in r for r in later)
-    assert [r.split()[0] for r in later] == ["HEAD", "PUT"]
+    # Known support, known blobs: no probe, no blob requests.
+    assert not any("/referrers/" in r or "/blobs/" in r for r in later)
+    # Resolve the subject, push the manifest, and for the tag: read, write, read back.
+    expected = ["HEAD", "PUT"] if mode == "api" else ["HEAD", "GET", "PUT", "PUT", "GET"]
+    assert [r.split()[0] for r in later] == expected
 
 
 def test_blob_uploads_use_one_post_where_the_registry_completes_it(registry_of):
