@@ -24,13 +24,13 @@ system-packages:
 	bash scripts/install-system-packages.sh
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff format --check attest tests scripts entrypoint.py
-	$(VENV)/bin/ruff check attest tests scripts entrypoint.py
+	$(VENV)/bin/ruff format --check attest tests scripts bench entrypoint.py
+	$(VENV)/bin/ruff check attest tests scripts bench entrypoint.py
 	$(VENV)/bin/mypy
 
 reformat: $(VENV)/.installed
-	$(VENV)/bin/ruff format attest tests scripts entrypoint.py
-	$(VENV)/bin/ruff check --fix attest tests scripts entrypoint.py
+	$(VENV)/bin/ruff format attest tests scripts bench entrypoint.py
+	$(VENV)/bin/ruff check --fix attest tests scripts bench entrypoint.py
 
 test: dev
 	$(PY) -m pytest $(T)

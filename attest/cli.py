@@ -12,13 +12,24 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from attest import __version__
-from attest.config import RegistryConfig, parse_plain_http_hosts, parse_referrers_mode
+from attest.config import (
+    INPUT_DEFAULTS,
+    Config,
+    Inputs,
+    RegistryConfig,
+    Runtime,
+    action_inputs,
+    parse_plain_http_hosts,
+    parse_referrers_mode,
+)
 from attest.errors import AttestError, UsageError
+from attest.github import Workflow, escape_data
 from attest.oci.artifact import bundle_artifact
 from attest.oci.client import Registries
 from attest.oci.credentials import Credential, CredentialSources
 from attest.oci.reference import Reference
 from attest.oci.referrers import Referrers
+from attest.run import run, statement_for, token_source
 
 _logger = logging.getLogger("attest")
 
@@ -65,7 +76,60 @@ def _parser() -> argparse.ArgumentParser:
     )
     referrers.add_argument("image", metavar="IMAGE@DIGEST")
     referrers.add_argument("--artifact-type", metavar="TYPE")
+
+    inputs = _Parser(add_help=False)
+    for name in INPUT_DEFAULTS:
+        if name in _SECRET_INPUTS:
+            continue
+        flag = inputs.add_argument(f"--{name}", dest=_dest(name), metavar="VALUE")
+        if INPUT_DEFAULTS[name] in ("true", "false"):
+            flag.nargs, flag.const, flag.metavar = "?", "true", "true|false"
+    inputs.add_argument(
+        "--registry-password-stdin",
+        action="store_true",
+        help="read registry-password from standard input",
+    )
+    commands.add_parser(
+        "statement",
+        parents=[inputs],
+        help="print the in-toto statement `attest run` would sign (nothing is signed)",
+        description="Flags mirror the action's inputs; INPUT_* variables are read as the "
+        "action reads them, and flags override them. The token comes from GITHUB_TOKEN.",
+    )
+    commands.add_parser(
+        "run",
+        parents=[inputs],
+        help="the whole action, as the container runs it",
+        description="Flags mirror the action's inputs; INPUT_* variables are read as the "
+        "action reads them, and flags override them. The token comes from GITHUB_TOKEN.",
+    )
     return parser
+
+
+#: Inputs never taken as flags: command lines are visible to other processes.
+_SECRET_INPUTS = frozenset({"github-token", "registry-password"})
+
+
+def _dest(name: str) -> str:
+    return "input_" + name.replace("-", "_")
+
+
+def _config(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> Config:
+    raw = action_inputs(environ)
+    for name in INPUT_DEFAULTS:
+        value = getattr(args, _dest(name), None)
+        if value is not None:
+            raw[name] = value
+    if "github-token" not in raw and (environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN")):
+        raw["github-token"] = environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN", "")
+    if args.registry_password_stdin:
+        raw["registry-password"] = stdin.read().rstrip("\r\n")
+    return Config(Inputs.parse(raw), Runtime.from_environ(environ, cwd=Path.cwd()))
+
+
+def _statement(config: Config, workflow: Workflow) -> Any:
+    statement = statement_for(config, workflow=workflow, tokens=token_source(config, workflow))
+    return json.loads(statement.data)
 
 
 def _registry_config(
@@ -124,36 +188,61 @@ class _ReportHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         level = record.levelname.lower()
-        if self._in_actions and record.levelno >= logging.WARNING:
-            kind = "error" if record.levelno >= logging.ERROR else "warning"
-            self._stream.write(f"::{kind}::{_escape(message)}\n")
+        if self._in_actions:
+            if record.levelno >= logging.ERROR:
+                kind = "error"
+            elif record.levelno >= logging.WARNING:
+                kind = "warning"
+            else:
+                # Shown by the runner only when step debug logging is on.
+                kind = "debug"
+            self._stream.write(f"::{kind}::{escape_data(message)}\n")
         else:
             self._stream.write(f"{level}: {message}\n")
-
-
-def _escape(message: str) -> str:
-    # Workflow command data escaping (actions/toolkit command.ts escapeData).
-    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     in_actions = environ.get("GITHUB_ACTIONS") == "true"
-    handler = _ReportHandler(sys.stderr, in_actions=in_actions)
-    _logger.handlers[:] = [handler]
+    saved = (_logger.handlers[:], _logger.propagate, _logger.level)
+    _logger.handlers[:] = [_ReportHandler(sys.stderr, in_actions=in_actions)]
     _logger.propagate = False
     _logger.setLevel(logging.WARNING)
+    try:
+        return _main(argv, environ, in_actions)
+    finally:
+        # Callers in the same process (tests, other tools) get their logging back.
+        _logger.handlers[:], _logger.propagate = saved[0], saved[1]
+        _logger.setLevel(saved[2])
+
+
+def _main(argv: Sequence[str] | None, environ: Mapping[str, str], in_actions: bool) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.verbose or environ.get("RUNNER_DEBUG") == "1":
             _logger.setLevel(logging.DEBUG)
-        image = Reference.parse(args.image)
-        config = _registry_config(args, image, environ, sys.stdin)
-        command = _attach if args.command == "attach" else _referrers
-        result = command(args, config, image)
+        if args.command in ("statement", "run"):
+            config = _config(args, environ, sys.stdin)
+            workflow = Workflow(
+                in_actions=config.runtime.in_actions,
+                output_file=config.runtime.output_file,
+                summary_file=config.runtime.summary_file,
+                stream=sys.stderr if args.command == "statement" else sys.stdout,
+            )
+            if args.command == "statement":
+                result = _statement(config, workflow)
+            else:
+                run(config, workflow)
+                return 0
+        else:
+            image = Reference.parse(args.image)
+            registry_config = _registry_config(args, image, environ, sys.stdin)
+            command = _attach if args.command == "attach" else _referrers
+            result = command(args, registry_config, image)
     except AttestError as exc:
         report = exc.report()
-        sys.stderr.write(f"::error::{_escape(report)}\n" if in_actions else f"error: {report}\n")
+        line = f"::error::{escape_data(report)}" if in_actions else f"error: {report}"
+        sys.stderr.write(line + "\n")
         return 1
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
     return 0

@@ -24,13 +24,16 @@ from typing import Any, TypeAlias
 
 from attest.errors import CredentialsError
 
-__all__ = ["Credential", "CredentialSources", "CredentialStore", "HelperRunner"]
+__all__ = ["ANY_REGISTRY", "Credential", "CredentialSources", "CredentialStore", "HelperRunner"]
 
 _log = logging.getLogger(__name__)
 
 #: ``(helper_name, server_url) -> stdout`` of ``docker-credential-<name> get``,
 #: or ``None`` when the helper is absent or has no credentials for the server.
 HelperRunner: TypeAlias = Callable[[str, str], str | None]
+
+#: An explicit credential under this key serves every registry.
+ANY_REGISTRY = "*"
 
 # The username docker stores alongside an identity (refresh) token.
 _TOKEN_USERNAME = "<token>"
@@ -103,7 +106,10 @@ class CredentialStore:
     ) -> None:
         self._sources = sources
         # Keys normalised like file keys, so "docker.io" given explicitly serves Docker Hub.
-        self._explicit = {_canonical_host(_strip_key(k)): c for k, c in (explicit or {}).items()}
+        self._explicit = {
+            k if k == ANY_REGISTRY else _canonical_host(_strip_key(k)): c
+            for k, c in (explicit or {}).items()
+        }
         self._run_helper: HelperRunner = helper_runner or _run_helper
         self._cache: dict[tuple[str, str], Credential | None] = {}
         self._lock = threading.Lock()
@@ -126,7 +132,8 @@ class CredentialStore:
             return credential
 
     def _resolve(self, host: str, repository: str) -> Credential | None:
-        explicit = self._explicit.get(host)
+        # "*": given for every registry of the run (the action's registry-username input).
+        explicit = self._explicit.get(host) or self._explicit.get(ANY_REGISTRY)
         if explicit is not None:
             _log.debug("credential for %s: given explicitly", host)
             return explicit

@@ -64,3 +64,26 @@ def test_in_actions_errors_are_workflow_commands():
     result = run_attest("attach", "bad ref", "--bundle", "b", environ={"GITHUB_ACTIONS": "true"})
     assert result.code == 1
     assert result.stderr.startswith("::error::image reference 'bad ref'")
+
+
+def test_debug_lines_become_debug_commands_in_actions(tmp_path):
+    environ = {
+        "GITHUB_ACTIONS": "true",
+        "RUNNER_DEBUG": "1",
+        "GITHUB_WORKSPACE": str(tmp_path),
+        "HOME": str(tmp_path),
+    }
+    result = run_attest(
+        "statement",
+        "--subject-digest",
+        "sha256:" + "a" * 64,
+        "--subject-name",
+        "x",
+        "--predicate-type",
+        "t",
+        "--predicate",
+        "{}",
+        environ=environ,
+    )
+    assert result.code == 0
+    assert "::debug::" in result.stderr

@@ -426,3 +426,15 @@ def test_repr_hides_the_secret() -> None:
     assert "s3cr3t-value" not in str(cred)
     assert "alice" in repr(cred)
     assert "refresh-t0ken" not in repr(token)
+
+
+def test_a_credential_for_any_registry_serves_every_host_but_a_specific_one_wins(tmp_path):
+    anyone = Credential("actor", "token")
+    specific = Credential("other", "pw")
+    store = CredentialStore(
+        CredentialSources(docker_config=tmp_path / "none.json"),
+        explicit={"*": anyone, "quay.io": specific},
+    )
+    assert store.get("ghcr.io") == anyone
+    assert store.get("registry-1.docker.io") == anyone
+    assert store.get("quay.io") == specific
