@@ -24,12 +24,14 @@ from attest.config import (
 )
 from attest.errors import AttestError, UsageError
 from attest.github import Workflow, escape_data
+from attest.identity import IdentityPolicy
 from attest.oci.artifact import bundle_artifact
 from attest.oci.client import Registries
-from attest.oci.credentials import Credential, CredentialSources
+from attest.oci.credentials import ANY_REGISTRY, Credential, CredentialSources
 from attest.oci.reference import Reference
 from attest.oci.referrers import Referrers
 from attest.run import run, statement_for, token_source
+from attest.verify import run_verify
 
 _logger = logging.getLogger("attest")
 
@@ -77,11 +79,44 @@ def _parser() -> argparse.ArgumentParser:
     referrers.add_argument("image", metavar="IMAGE@DIGEST")
     referrers.add_argument("--artifact-type", metavar="TYPE")
 
+    verify = commands.add_parser(
+        "verify",
+        parents=[registry],
+        help="verify attestations of an artifact or image (gh attestation verify's policy)",
+        description="attest verify (--bundle FILE | IMAGE@DIGEST) (ARTIFACT | --digest ALG:HEX) "
+        "(--repo OWNER/REPO | --owner OWNER) [policy flags]",
+    )
+    verify.add_argument("targets", nargs="*", metavar="IMAGE@DIGEST|ARTIFACT")
+    verify.add_argument("--bundle", type=Path, metavar="FILE", help="a bundle file (.json/.jsonl)")
+    verify.add_argument("--image", metavar="IMAGE@DIGEST", help="find bundles in the registry")
+    verify.add_argument("--artifact", type=Path, metavar="FILE")
+    verify.add_argument("--digest", metavar="ALG:HEX")
+    verify.add_argument("--repo", metavar="OWNER/REPO")
+    verify.add_argument("--owner", metavar="OWNER")
+    verify.add_argument("--signer-workflow", metavar="[HOST/]OWNER/REPO/PATH")
+    verify.add_argument("--signer-repo", metavar="OWNER/REPO")
+    verify.add_argument("--signer-digest", metavar="SHA")
+    verify.add_argument("--cert-identity", metavar="SAN")
+    verify.add_argument("--cert-identity-regex", metavar="REGEX")
+    verify.add_argument("--cert-oidc-issuer", metavar="URL")
+    verify.add_argument("--source-ref", metavar="REF")
+    verify.add_argument("--source-digest", metavar="SHA")
+    verify.add_argument("--hostname", default="github.com")
+    verify.add_argument("--deny-self-hosted-runners", action="store_true")
+    verify.add_argument("--predicate-type", metavar="URI")
+    verify.add_argument(
+        "--trusted-root",
+        type=Path,
+        metavar="FILE",
+        help="trusted root JSON, or the JSONL `gh attestation trusted-root` prints",
+    )
+
     inputs = _Parser(add_help=False)
     for name in INPUT_DEFAULTS:
         if name in _SECRET_INPUTS:
             continue
-        flag = inputs.add_argument(f"--{name}", dest=_dest(name), metavar="VALUE")
+        options = [f"--{name}"] + (["--trust-config"] if name == "sigstore-trust-config" else [])
+        flag = inputs.add_argument(*options, dest=_dest(name), metavar="VALUE")
         if INPUT_DEFAULTS[name] in ("true", "false"):
             flag.nargs, flag.const, flag.metavar = "?", "true", "true|false"
     inputs.add_argument(
@@ -133,7 +168,7 @@ def _statement(config: Config, workflow: Workflow) -> Any:
 
 
 def _registry_config(
-    args: argparse.Namespace, image: Reference, environ: Mapping[str, str], stdin: TextIO
+    args: argparse.Namespace, image: Reference | None, environ: Mapping[str, str], stdin: TextIO
 ) -> RegistryConfig:
     explicit: dict[str, Credential] = {}
     if args.password_stdin or args.username:
@@ -142,7 +177,7 @@ def _registry_config(
         password = stdin.read().rstrip("\r\n")
         if not password:
             raise UsageError("--password-stdin: no password on standard input")
-        explicit[image.api_host] = Credential(args.username, password)
+        explicit[image.api_host if image else ANY_REGISTRY] = Credential(args.username, password)
     return RegistryConfig(
         credential_sources=CredentialSources.from_environ(environ, Path.home()),
         referrers_mode=parse_referrers_mode(getattr(args, "referrers_mode", "auto")),
@@ -174,6 +209,50 @@ def _referrers(args: argparse.Namespace, config: RegistryConfig, image: Referenc
     ) as registries:
         return Referrers().list(
             registries.client(image.api_host), image, artifact_type=args.artifact_type
+        )
+
+
+def _verify(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> Any:
+    image, artifact = args.image, args.artifact
+    targets = list(args.targets)
+    if args.bundle is None and image is None and targets:
+        image = targets.pop(0)
+    if targets and artifact is None:
+        artifact = Path(targets.pop(0))
+    if targets:
+        raise UsageError(f"verify: unexpected argument {targets[0]!r}")
+    policy_fields = {
+        "owner": args.owner,
+        "repository": args.repo,
+        "signer_workflow": args.signer_workflow,
+        "signer_repository": args.signer_repo,
+        "signer_digest": args.signer_digest,
+        "san": args.cert_identity,
+        "san_regex": args.cert_identity_regex,
+        "source_ref": args.source_ref,
+        "source_digest": args.source_digest,
+        "hostname": args.hostname,
+        "deny_self_hosted_runners": args.deny_self_hosted_runners,
+    }
+    if args.cert_oidc_issuer:
+        policy_fields["issuer"] = args.cert_oidc_issuer
+    policy = IdentityPolicy(**policy_fields)
+    registry_config = _registry_config(
+        args, Reference.parse(image) if image else None, environ, stdin
+    )
+    with Registries(
+        plain_http_hosts=registry_config.plain_http_hosts,
+        credentials=registry_config.credential_store(),
+    ) as registries:
+        return run_verify(
+            bundle_path=args.bundle,
+            image=image,
+            artifact=artifact,
+            digest=args.digest,
+            policy=policy,
+            predicate_type=args.predicate_type,
+            trusted_root_path=args.trusted_root,
+            registries=registries,
         )
 
 
@@ -221,7 +300,9 @@ def _main(argv: Sequence[str] | None, environ: Mapping[str, str], in_actions: bo
         args = _parser().parse_args(argv)
         if args.verbose or environ.get("RUNNER_DEBUG") == "1":
             _logger.setLevel(logging.DEBUG)
-        if args.command in ("statement", "run"):
+        if args.command == "verify":
+            result = _verify(args, environ, sys.stdin)
+        elif args.command in ("statement", "run"):
             config = _config(args, environ, sys.stdin)
             workflow = Workflow(
                 in_actions=config.runtime.in_actions,
@@ -233,7 +314,9 @@ def _main(argv: Sequence[str] | None, environ: Mapping[str, str], in_actions: bo
                 result = _statement(config, workflow)
             else:
                 run(config, workflow)
-                return 0
+                if config.runtime.in_actions:
+                    return 0
+                result = workflow.outputs
         else:
             image = Reference.parse(args.image)
             registry_config = _registry_config(args, image, environ, sys.stdin)

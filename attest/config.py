@@ -34,6 +34,7 @@ INPUT_DEFAULTS: dict[str, str] = {
     "show-summary": "true",
     "github-token": "",
     "private-signing": "false",
+    "sigstore-trust-config": "",
     "referrers-mode": "auto",
     "registry-username": "",
     "registry-password": "",
@@ -86,6 +87,7 @@ class Inputs:
     show_summary: bool = True
     github_token: str = field(default="", repr=False)
     private_signing: bool = False
+    sigstore_trust_config: str = ""
     referrers_mode: ReferrersMode = ReferrersMode.AUTO
     registry_username: str = ""
     registry_password: str = field(default="", repr=False)
@@ -128,6 +130,7 @@ class Inputs:
             # actions/attest also takes "1" here.
             private_signing=text["private-signing"] == "1"
             or parse_bool("private-signing", text["private-signing"], False),
+            sigstore_trust_config=text["sigstore-trust-config"],
             referrers_mode=parse_referrers_mode(text["referrers-mode"], name="referrers-mode"),
             registry_username=text["registry-username"],
             registry_password=text["registry-password"],

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from attest.config import Config, Mode
 from attest.errors import AttestError, UsageError
-from attest.github import Workflow
+from attest.github import Workflow, host_path
+from attest.identity import IdentityPolicy
+from attest.oci.artifact import bundle_artifact
+from attest.oci.client import Registries
 from attest.oci.reference import Reference
+from attest.oci.referrers import Referrers
 from attest.oidc import TokenSource, issuer_for, provenance_claims
 from attest.provenance import SLSA_PROVENANCE_V1, provenance_predicate
+from attest.signing import (
+    Instance,
+    InstanceKind,
+    SignedBundle,
+    github_instance,
+    instance_from_trust_config,
+    public_good_instance,
+    sign,
+)
 from attest.statement import Statement, build_statement, custom_predicate, sbom_predicate
 from attest.subjects import Subject, resolve_subjects
 
@@ -97,15 +116,146 @@ def registry_images(config: Config, subjects: Sequence[Subject]) -> list[Referen
     return images
 
 
+def signing_instance(config: Config) -> Instance:
+    """Public good for public repositories, else GitHub's instance (actions/attest main.ts);
+    a client trust config, when given, wins."""
+    inputs, runtime = config.inputs, config.runtime
+    if inputs.sigstore_trust_config:
+        path = Path(inputs.sigstore_trust_config).expanduser()
+        if not path.is_absolute():
+            path = runtime.workspace / path
+        try:
+            document = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(
+                f"sigstore-trust-config {inputs.sigstore_trust_config}: {exc.strerror or exc}"
+            ) from exc
+        return instance_from_trust_config(document, source="sigstore-trust-config")
+    if repository_visibility(runtime.event_path) == "public" and not inputs.private_signing:
+        return public_good_instance()
+    return github_instance(runtime.server_url)
+
+
+def repository_visibility(event_path: Path | None) -> str | None:
+    """``repository.visibility`` of the workflow's event payload; None when it has none."""
+    if event_path is None:
+        return None
+    try:
+        event = json.loads(event_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise AttestError(f"cannot read the event payload {event_path}: {exc}") from exc
+    repository = event.get("repository") if isinstance(event, dict) else None
+    visibility = repository.get("visibility") if isinstance(repository, dict) else None
+    return visibility if isinstance(visibility, str) else None
+
+
+@dataclass(frozen=True)
+class PushResult:
+    image: Reference
+    manifest_digest: str
+    mode: str
+
+
 def run(config: Config, workflow: Workflow) -> None:
-    """The whole action."""
+    """The whole action: every check that can refuse the inputs runs before signing."""
+    inputs, runtime = config.inputs, config.runtime
     subjects = subjects_for(config, workflow)
     images = registry_images(config, subjects)
+    instance = signing_instance(config)
     tokens = token_source(config, workflow)
-    statement = build_statement(subjects, *predicate_for(config, tokens))
-    _logger.debug("images to push to: %s", ", ".join(map(str, images)) or "none")
-    _logger.debug("statement: %d bytes, %d subjects", len(statement.data), len(statement.subjects))
-    raise AttestError(
-        "signing is not available in this build yet",
-        hint="use `attest statement` to inspect what would be signed",
+    if inputs.mode is not Mode.PROVENANCE:
+        predicate_type, predicate = predicate_for(config, tokens)
+    issuer = issuer_for(runtime.server_url, override=runtime.oidc_issuer)
+    # The verified claims give the provenance and the identity our bundle must carry.
+    claims = provenance_claims(tokens, issuer=issuer)
+    if inputs.mode is Mode.PROVENANCE:
+        predicate_type, predicate = (
+            SLSA_PROVENANCE_V1,
+            provenance_predicate(claims, server_url=runtime.server_url),
+        )
+    statement = build_statement(subjects, predicate_type, predicate)
+
+    signed = sign(statement.data, instance=instance, identity_token=tokens.token("sigstore"))
+    IdentityPolicy.for_workflow(claims, server_url=runtime.server_url, issuer=issuer).check(
+        signed.certificate
     )
+    _report_signing(workflow, signed, len(subjects))
+    bundle_path = _write_bundle(config, signed.bundle)
+    workflow.set_output(
+        "bundle-path",
+        host_path(
+            bundle_path, runner_workspace=runtime.runner_workspace, repository=runtime.repository
+        ),
+    )
+    pushes = _push(config, workflow, images, signed.bundle)
+    if pushes:
+        workflow.set_output(
+            "attestation-manifest-digests",
+            "\n".join(f"{p.image.name}@{p.manifest_digest}" for p in pushes),
+        )
+        workflow.set_output("referrers-modes", "\n".join(f"{p.image} {p.mode}" for p in pushes))
+
+
+def _report_signing(workflow: Workflow, signed: SignedBundle, subjects: int) -> None:
+    with workflow.group(
+        f"Attestation signed using certificate from {signed.instance.display_name}"
+    ):
+        workflow.info(signed.certificate.public_bytes(Encoding.PEM).decode().rstrip())
+    if signed.tlog_index is not None and signed.instance.kind is InstanceKind.PUBLIC_GOOD:
+        workflow.info("Attestation signature uploaded to Rekor transparency log")
+        workflow.info(f"https://search.sigstore.dev?logIndex={signed.tlog_index}")
+    workflow.info(f"Attestation created for {subjects} subject(s)")
+
+
+def _write_bundle(config: Config, bundle: bytes) -> Path:
+    """``<RUNNER_TEMP>/<mkdtemp>/attestation.json``, recorded in created_attestation_paths.txt
+    like actions/attest does."""
+    temp = config.runtime.runner_temp
+    directory = Path(tempfile.mkdtemp(prefix="attest-", dir=temp))
+    path = directory / "attestation.json"
+    path.write_bytes(bundle + b"\n")
+    if temp is not None:
+        listing = temp / "created_attestation_paths.txt"
+        shown = host_path(
+            path,
+            runner_workspace=config.runtime.runner_workspace,
+            repository=config.runtime.repository,
+        )
+        with listing.open("a", encoding="utf-8") as handle:
+            handle.write(shown + "\n")
+    return path
+
+
+def _push(
+    config: Config, workflow: Workflow, images: Sequence[Reference], bundle: bytes
+) -> list[PushResult]:
+    """Store the bundle next to every image; one failing image does not stop the others."""
+    if not images:
+        return []
+    registry = config.registry
+    referrers = Referrers()
+    results, failures = [], []
+    with Registries(
+        plain_http_hosts=registry.plain_http_hosts, credentials=registry.credential_store()
+    ) as registries:
+        for image in images:
+            try:
+                result = referrers.attach(
+                    registries.client(image.api_host),
+                    image,
+                    lambda subject: bundle_artifact(bundle, subject),
+                    mode=registry.referrers_mode,
+                )
+            except AttestError as exc:
+                failures.append(f"{image}: {exc.report()}")
+                workflow.error(f"{image}: {exc.report()}")
+                continue
+            results.append(PushResult(image, result.manifest_digest, result.mode))
+            workflow.info(f"Attestation uploaded to registry ({result.mode})")
+            workflow.info(f"{image.name}@{result.manifest_digest}")
+    if failures:
+        raise AttestError(
+            f"{len(failures)} of {len(images)} image(s) could not store the attestation: "
+            + "; ".join(failures)
+        )
+    return results
