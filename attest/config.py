@@ -176,6 +176,9 @@ class Runtime:
     id_token_request_url: str | None = None
     id_token_request_token: str | None = field(default=None, repr=False)
     oidc_issuer: str | None = None
+    #: Client trust configs replacing public good's and GitHub's endpoints (tests, mirrors).
+    public_good_trust_config: Path | None = None
+    github_trust_config: Path | None = None
     in_actions: bool = False
     debug: bool = False
     credential_sources: CredentialSources = field(
@@ -204,6 +207,8 @@ class Runtime:
             id_token_request_url=environ.get("ACTIONS_ID_TOKEN_REQUEST_URL") or None,
             id_token_request_token=environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN") or None,
             oidc_issuer=environ.get("ATTEST_OIDC_ISSUER") or None,
+            public_good_trust_config=path("ATTEST_PUBLIC_GOOD_TRUST_CONFIG"),
+            github_trust_config=path("ATTEST_GITHUB_TRUST_CONFIG"),
             in_actions=environ.get("GITHUB_ACTIONS") == "true",
             debug=environ.get("RUNNER_DEBUG") == "1" or environ.get("ACTIONS_STEP_DEBUG") == "true",
             credential_sources=CredentialSources.from_environ(environ, home),

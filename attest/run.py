@@ -122,18 +122,25 @@ def signing_instance(config: Config) -> Instance:
     inputs, runtime = config.inputs, config.runtime
     if inputs.sigstore_trust_config:
         path = Path(inputs.sigstore_trust_config).expanduser()
-        if not path.is_absolute():
-            path = runtime.workspace / path
-        try:
-            document = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(
-                f"sigstore-trust-config {inputs.sigstore_trust_config}: {exc.strerror or exc}"
-            ) from exc
+        document = _read(runtime.workspace / path, "sigstore-trust-config")
         return instance_from_trust_config(document, source="sigstore-trust-config")
     if repository_visibility(runtime.event_path) == "public" and not inputs.private_signing:
-        return public_good_instance()
-    return github_instance(runtime.server_url)
+        override = runtime.public_good_trust_config
+        return public_good_instance(
+            trust_config=_read(override, "ATTEST_PUBLIC_GOOD_TRUST_CONFIG") if override else None
+        )
+    override = runtime.github_trust_config
+    return github_instance(
+        runtime.server_url,
+        trust_config=_read(override, "ATTEST_GITHUB_TRUST_CONFIG") if override else None,
+    )
+
+
+def _read(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{name} {path}: {exc.strerror or exc}") from exc
 
 
 def repository_visibility(event_path: Path | None) -> str | None:

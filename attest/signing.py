@@ -146,12 +146,22 @@ class VerifiedBundle:
 # -- choosing the instance -------------------------------------------------------------------
 
 
-def public_good_instance() -> Instance:
+def public_good_instance(*, trust_config: bytes | None = None) -> Instance:
+    """Public good; ``trust_config`` replaces its endpoints (tests, mirrors)."""
+    if trust_config is not None:
+        return instance_from_trust_config(
+            trust_config, source="public good trust config", kind=InstanceKind.PUBLIC_GOOD
+        )
     return Instance(InstanceKind.PUBLIC_GOOD, "https://fulcio.sigstore.dev")
 
 
-def github_instance(server_url: str) -> Instance:
-    """GitHub's instance for github.com or a ``*.ghe.com`` tenant (toolkit ``endpoints.ts``)."""
+def github_instance(server_url: str, *, trust_config: bytes | None = None) -> Instance:
+    """GitHub's instance for github.com or a ``*.ghe.com`` tenant (toolkit ``endpoints.ts``);
+    ``trust_config`` replaces its endpoints (tests, GitHub-compatible private setups)."""
+    if trust_config is not None:
+        return instance_from_trust_config(
+            trust_config, source="GitHub trust config", kind=InstanceKind.GITHUB
+        )
     host = urlsplit(server_url).hostname or "github.com"
     base = "githubapp.com" if host == "github.com" else host
     roots: tuple[bytes, ...] = ()
@@ -165,8 +175,10 @@ def github_instance(server_url: str) -> Instance:
     )
 
 
-def instance_from_trust_config(document: bytes, *, source: str) -> Instance:
-    """A custom instance from a client trust config (``clienttrustconfig.v0.1``)."""
+def instance_from_trust_config(
+    document: bytes, *, source: str, kind: InstanceKind = InstanceKind.CUSTOM
+) -> Instance:
+    """An instance from a client trust config (``clienttrustconfig.v0.1``)."""
     try:
         config = json.loads(document)
         root = config["trustedRoot"]
@@ -189,7 +201,7 @@ def instance_from_trust_config(document: bytes, *, source: str) -> Instance:
     if has_log:
         _load_client_trust_config(document, source)  # fail now, not mid-run
     return Instance(
-        InstanceKind.CUSTOM,
+        kind,
         ca_urls[0],
         tsa_urls,
         trust_config=document if has_log else None,

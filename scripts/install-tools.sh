@@ -88,4 +88,7 @@ go_build_local() {
 go_install olareg github.com/olareg/olareg v0.2.2 github.com/olareg/olareg/cmd/olareg
 go_install oras oras.land/oras v1.3.6 oras.land/oras/cmd/oras
 go_install regctl github.com/regclient/regclient v0.11.5 github.com/regclient/regclient/cmd/regctl
+# v2.1.3: the newest timestamp-authority whose go.mod accepts Go 1.26 (v2.1.4+ require 1.27).
+go_install timestamp-server github.com/sigstore/timestamp-authority/v2 v2.1.3 \
+  github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server
 go_build_local referrers-no-header tests/registries/referrers-no-header

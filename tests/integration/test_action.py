@@ -1,0 +1,329 @@
+"""The whole action through entrypoint.py, on a local Sigstore instance, verified by us, by
+sigstore-python and by gh; pushed to real registries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.oidc_issuer import FakeIssuer
+from tests.fakes.sigstore_instance import SigstoreInstance
+
+from .action_runner import ActionRunner
+from .helpers import (
+    gh_binary,
+    push_image,
+    run_attest,
+    run_tool,
+    unique_repository,
+    write_trusted_root,
+)
+from .tsa import TimestampServer, start_timestamp_server
+
+ARTIFACT = b"the build output\n"
+OWNER = "octo-org"
+
+
+@dataclass
+class Local:
+    """One local instance: its client trust config and trusted root, as files."""
+
+    kind: str
+    trust_config: Path
+    trusted_root: Path
+    document: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampServer]:
+    with start_timestamp_server(tmp_path_factory.mktemp("tsa")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[FakeIssuer]:
+    with FakeIssuer() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def locals_(issuer, tsa, tmp_path_factory) -> Iterator[dict[str, Local]]:
+    """public good (Fulcio+CT+Rekor+TSA), GitHub's shape (Fulcio+TSA), a custom one (+Rekor)."""
+    shapes = {
+        "public-good": ({"ct_log": True, "rekor": True, "ca_org": "sigstore.dev"}, True),
+        "github": ({"ct_log": False, "rekor": False, "ca_org": "GitHub, Inc."}, True),
+        "custom": ({"ct_log": True, "rekor": True, "ca_org": "Example Corp"}, False),
+    }
+    directory = tmp_path_factory.mktemp("sigstore")
+    started = {}
+    instances = []
+    try:
+        for kind, (options, with_tsa) in shapes.items():
+            instance = SigstoreInstance(issuer, **options).start()
+            instances.append(instance)
+            chains = [tsa.chain_der] if with_tsa else []
+            config = instance.client_trust_config(
+                tsa_url=tsa.url if with_tsa else None, tsa_chains=chains
+            )
+            trust_config = directory / f"{kind}-trust-config.json"
+            trust_config.write_text(json.dumps(config))
+            root = write_trusted_root(directory / f"{kind}-root.jsonl", config["trustedRoot"])
+            started[kind] = Local(kind, trust_config, root, config)
+        yield started
+    finally:
+        for instance in instances:
+            instance.stop()
+
+
+def _runner(
+    tmp_path: Path, issuer: FakeIssuer, locals_: dict[str, Local], kind: str
+) -> ActionRunner:
+    runner = ActionRunner(tmp_path, repository="octo-org/octo-repo")
+    runner.event["repository"]["visibility"] = "public" if kind == "public-good" else "private"
+    runner.env.update(
+        {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": issuer.request_url,
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": issuer.request_token,
+            "ATTEST_OIDC_ISSUER": issuer.url,
+            "ATTEST_PUBLIC_GOOD_TRUST_CONFIG": str(locals_["public-good"].trust_config),
+            "ATTEST_GITHUB_TRUST_CONFIG": str(locals_["github"].trust_config),
+        }
+    )
+    (runner.workspace / "dist").mkdir()
+    (runner.workspace / "dist" / "app.tar.gz").write_bytes(ARTIFACT)
+    return runner
+
+
+def _inputs(kind: str, locals_: dict[str, Local], **more: str) -> dict[str, str]:
+    inputs = {"subject-path": "dist/*", **more}
+    if kind == "custom":
+        inputs["sigstore-trust-config"] = str(locals_["custom"].trust_config)
+    return inputs
+
+
+def _gh_verify(artifact: Path, bundle: Path, root: Path, issuer: FakeIssuer, home: Path):
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "GH_TOKEN": "dummy",
+        "GH_NO_UPDATE_NOTIFIER": "1",
+        "NO_COLOR": "1",
+    }
+    return subprocess.run(
+        [
+            gh_binary(),
+            "attestation",
+            "verify",
+            str(artifact),
+            "--bundle",
+            str(bundle),
+            "--custom-trusted-root",
+            str(root),
+            "--owner",
+            OWNER,
+            "--cert-oidc-issuer",
+            issuer.url,
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("kind", ["public-good", "github", "custom"])
+def test_signs_on_every_instance_kind_and_real_verifiers_accept_it(tmp_path, issuer, locals_, kind):
+    runner = _runner(tmp_path, issuer, locals_, kind)
+
+    result = runner.run(_inputs(kind, locals_))
+
+    assert result.code == 0, result.stdout + result.stderr
+    assert result.errors == []
+    bundle_path = Path(result.outputs["bundle-path"])
+    bundle = json.loads(bundle_path.read_text())
+    has_log = kind != "github"
+    assert bool(bundle["verificationMaterial"].get("tlogEntries")) is has_log
+    timestamps = bundle["verificationMaterial"].get("timestampVerificationData") or {}
+    assert bool(timestamps.get("rfc3161Timestamps")) is (kind != "custom")
+    # Every token the step obtained was masked.
+    assert len(result.of("add-mask")) >= 2
+    assert issuer.request_token not in result.stdout + result.stderr
+    listing = runner.temp / "created_attestation_paths.txt"
+    assert listing.read_text().splitlines()[-1] == str(bundle_path)
+    expected = {"public-good": "Public Good", "github": "GitHub", "custom": "custom"}[kind]
+    assert f"Attestation signed using certificate from {expected} Sigstore instance" in result.of(
+        "group"
+    )
+
+    # Our verifier...
+    artifact = runner.workspace / "dist" / "app.tar.gz"
+    ours = run_attest(
+        "verify",
+        "--bundle",
+        str(bundle_path),
+        str(artifact),
+        "--owner",
+        OWNER,
+        "--cert-oidc-issuer",
+        issuer.url,
+        "--trusted-root",
+        str(locals_[kind].trusted_root),
+    ).json()
+    assert ours["subject"] == [
+        {"name": "app.tar.gz", "digest": {"sha256": hashlib.sha256(ARTIFACT).hexdigest()}}
+    ]
+    assert ours["predicateType"] == "https://slsa.dev/provenance/v1"
+    # ...and gh's, which picks its checks by the CA's organisation.
+    gh = _gh_verify(artifact, bundle_path, locals_[kind].trusted_root, issuer, tmp_path / "gh")
+    assert gh.returncode == 0, gh.stderr
+    assert json.loads(gh.stdout)[0]["verificationResult"]["statement"]["subject"][0]["name"] == (
+        "app.tar.gz"
+    )
+
+
+def test_sigstore_python_verifies_the_public_good_bundle(tmp_path, issuer, locals_):
+    from sigstore.models import Bundle, ClientTrustConfig
+    from sigstore.verify import Verifier
+    from sigstore.verify.policy import Identity
+
+    runner = _runner(tmp_path, issuer, locals_, "public-good")
+    result = runner.run(_inputs("public-good", locals_))
+    assert result.code == 0, result.stderr
+    config = ClientTrustConfig.from_json(locals_["public-good"].trust_config.read_text())
+    bundle = Bundle.from_json(Path(result.outputs["bundle-path"]).read_bytes())
+    san = f"https://github.com/{issuer.claims['job_workflow_ref']}"
+    payload_type, payload = Verifier(trusted_root=config.trusted_root).verify_dsse(
+        bundle, Identity(identity=san, issuer=issuer.url)
+    )
+    assert payload_type == "application/vnd.in-toto+json"
+    assert json.loads(payload)["subject"][0]["name"] == "app.tar.gz"
+
+
+def test_sbom_attestation_on_githubs_instance(tmp_path, issuer, locals_):
+    runner = _runner(tmp_path, issuer, locals_, "github")
+    sbom = {"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "app"}
+    (runner.workspace / "sbom.spdx.json").write_text(json.dumps(sbom))
+    result = runner.run(_inputs("github", locals_, **{"sbom-path": "sbom.spdx.json"}))
+    assert result.code == 0, result.stderr
+    verified = run_attest(
+        "verify",
+        "--bundle",
+        result.outputs["bundle-path"],
+        str(runner.workspace / "dist" / "app.tar.gz"),
+        "--owner",
+        OWNER,
+        "--cert-oidc-issuer",
+        issuer.url,
+        "--trusted-root",
+        str(locals_["github"].trusted_root),
+        "--predicate-type",
+        "https://spdx.dev/Document/v2.3",
+    ).json()
+    assert verified["instance"] == "github"
+
+
+def test_a_refused_certificate_request_is_one_error_and_nothing_is_written(
+    tmp_path, issuer, locals_
+):
+    runner = _runner(tmp_path, issuer, locals_, "github")
+    # Tokens from an issuer this Fulcio does not trust.
+    with FakeIssuer() as stranger:
+        runner.env["ACTIONS_ID_TOKEN_REQUEST_URL"] = stranger.request_url
+        runner.env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = stranger.request_token
+        runner.env["ATTEST_OIDC_ISSUER"] = stranger.url
+        result = runner.run(_inputs("github", locals_))
+    assert result.code == 1
+    assert len(result.errors) == 1
+    assert "Fulcio refused the certificate request" in result.errors[0]
+    assert "bundle-path" not in result.outputs
+    assert not (runner.temp / "created_attestation_paths.txt").exists()
+
+
+def test_pushes_to_several_images_on_different_registries(tmp_path, issuer, locals_, registry_of):
+    images = []
+    for kind in ("olareg", "distribution"):
+        registry = registry_of(kind)
+        images.append(push_image(registry.host, unique_repository(f"e2e-{kind}")))
+    runner = _runner(tmp_path, issuer, locals_, "github")
+    listing = runner.temp / "artifacts-list.json"
+    listing.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "subjects": [
+                    {
+                        "name": image.rsplit("@", 1)[0],
+                        "digest": image.rsplit("@", 1)[1],
+                        "kind": "oci",
+                    }
+                    for image in images
+                ],
+            }
+        )
+    )
+    runner.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
+
+    result = runner.run({"push-to-registry": "true"})
+
+    assert result.code == 0, result.stdout + result.stderr
+    manifests = result.outputs["attestation-manifest-digests"].splitlines()
+    modes = result.outputs["referrers-modes"].splitlines()
+    assert [m.rsplit("@", 1)[0] for m in manifests] == [i.rsplit("@", 1)[0] for i in images]
+    assert modes == [f"{images[0]} api", f"{images[1]} tag"]
+    for image, manifest in zip(images, manifests, strict=True):
+        found = json.loads(
+            run_tool("oras", "discover", "--plain-http", "--format", "json", image, home=tmp_path)
+        )
+        assert [r["digest"] for r in found["referrers"]] == [manifest.rsplit("@", 1)[1]]
+        # attest verify finds the bundle in the registry by itself.
+        verified = run_attest(
+            "verify",
+            image,
+            "--owner",
+            OWNER,
+            "--cert-oidc-issuer",
+            issuer.url,
+            "--trusted-root",
+            str(locals_["github"].trusted_root),
+        ).json()
+        digests = [subject["digest"]["sha256"] for subject in verified["subject"]]
+        assert image.rsplit(":", 1)[1] in digests
+
+
+def test_one_failing_image_does_not_stop_the_others(tmp_path, issuer, locals_, registry_of):
+    registry = registry_of("olareg")
+    good = push_image(registry.host, unique_repository("e2e-good"))
+    missing = f"{registry.host}/{unique_repository('e2e-missing')}@sha256:{'0' * 64}"
+    runner = _runner(tmp_path, issuer, locals_, "github")
+    listing = runner.temp / "artifacts-list.json"
+    listing.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "subjects": [
+                    {"name": ref.rsplit("@", 1)[0], "digest": ref.rsplit("@", 1)[1], "kind": "oci"}
+                    for ref in (missing, good)
+                ],
+            }
+        )
+    )
+    runner.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
+
+    result = runner.run({"push-to-registry": "true"})
+
+    assert result.code == 1
+    assert any(missing in error for error in result.errors)
+    assert result.errors[-1].startswith("1 of 2 image(s) could not store the attestation")
+    assert len(run_attest("referrers", good).json()) == 1
