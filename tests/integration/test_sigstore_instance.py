@@ -14,6 +14,7 @@ import json
 import os
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -573,15 +574,24 @@ def test_gh_verifies_a_public_good_shaped_bundle(
 
 
 def github_instance_bundle(
-    instance: SigstoreInstance, issuer: FakeIssuer, tsa: TimestampServer, payload: bytes
+    instance: SigstoreInstance,
+    issuer: FakeIssuer,
+    tsa: TimestampServer,
+    payload: bytes,
+    *,
+    sign_after: float = 0.0,
 ) -> str:
-    """A bundle as signed for GitHub's instance: Fulcio + TSA, no Rekor (sigstore.md §2.4)."""
+    """A bundle as signed for GitHub's instance: Fulcio + TSA, no Rekor (sigstore.md §2.4).
+
+    ``sign_after`` seconds pass between the certificate and the signature (and timestamp).
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     answer = post_csr(instance.url, issuer.mint("sigstore"), key)
     assert answer.status_code == 201, answer.text
     leaf_pem = answer.json()["signedCertificateDetachedSct"]["chain"]["certificates"][0]
     leaf = x509.load_pem_x509_certificate(leaf_pem.encode())
     payload_type = "application/vnd.in-toto+json"
+    time.sleep(sign_after)
     signature = key.sign(pae(payload_type, payload), ec.ECDSA(hashes.SHA256()))
 
     request = (
@@ -638,3 +648,23 @@ def test_gh_verifies_a_github_instance_shaped_bundle(
     tampered = json.loads(bundle_json)
     tampered["dsseEnvelope"]["payload"] = b64(statement_bytes() + b" ")
     assert gh_verify(tmp_path, json.dumps(tampered), root, issuer).returncode != 0
+
+
+def test_a_certificate_expired_at_the_signed_time_is_rejected(
+    tmp_path: Path, issuer: FakeIssuer, tsa: TimestampServer
+) -> None:
+    from attest.signing import VerificationError, verify_bundle
+
+    with SigstoreInstance(
+        issuer, ct_log=False, rekor=False, ca_org="GitHub, Inc.", fulcio_validity=1
+    ) as instance:
+        root = instance.trusted_root(tsa_chains=[tsa.chain_der])
+        late = github_instance_bundle(instance, issuer, tsa, statement_bytes(), sign_after=2.1)
+        on_time = github_instance_bundle(instance, issuer, tsa, statement_bytes())
+    roots = [json.dumps(root).encode()]
+    assert verify_bundle(on_time.encode(), trusted_roots=roots).instance == "github"
+    with pytest.raises(VerificationError, match="certificate chain"):
+        verify_bundle(late.encode(), trusted_roots=roots)
+    # gh agrees.
+    result = gh_verify(tmp_path, late, root, issuer)
+    assert result.returncode != 0
