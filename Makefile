@@ -7,7 +7,7 @@ export ATTEST_TOOLS_DIR ?= $(HOME)/.cache/attest-tools
 # Select tests with T=, e.g. make test T=tests/unit
 T ?= tests
 
-.PHONY: dev lint reformat test demo tools system-packages clean
+.PHONY: dev lint reformat test demo tools system-packages requirements clean
 
 dev: $(VENV)/.installed tools system-packages
 
@@ -37,6 +37,11 @@ test: dev
 
 demo: dev
 	$(PY) scripts/demo.py
+
+# The image's hashed runtime requirements, for Linux x86_64 and aarch64 alike.
+requirements: $(VENV)/.installed
+	$(VENV)/bin/uv pip compile requirements/runtime.in --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-header --quiet -o requirements/runtime.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -32,9 +32,12 @@ DEFAULT_TIMEOUT = (10.0, 60.0)
 class RetryPolicy:
     """When and how long to retry: transient failures only, bounded, with jittered backoff.
 
-    Retried: connection errors, timeouts, 408, 429 and 5xx. Never retried: other 4xx,
-    which a second identical request cannot fix. ``Retry-After`` is honoured up to
-    ``max_retry_after`` seconds; a longer demand ends the retries.
+    Retried: connection errors, timeouts, 408, 429 and 5xx, and a 403 that is a rate limit
+    (see :func:`is_rate_limited`: GitHub answers its rate limits with 403 or 429). Never
+    retried: other 4xx, which a second identical request cannot fix. ``Retry-After`` is
+    honoured up to ``max_retry_after`` seconds; so is, on a 403 or 429 without it, the
+    ``x-ratelimit-reset`` of an exhausted ``x-ratelimit-remaining: 0``. A longer demand ends
+    the retries.
     """
 
     attempts: int = 5
@@ -44,12 +47,14 @@ class RetryPolicy:
 
     def is_retryable(self, response: requests.Response) -> bool:
         status = response.status_code
-        return status in (408, 429) or 500 <= status <= 599
+        return status in (408, 429) or 500 <= status <= 599 or is_rate_limited(response)
 
     def wait_seconds(self, attempt: int, response: requests.Response | None) -> float | None:
         """Seconds to wait after ``attempt`` (1-based); None when the server asks for too long."""
         if response is not None:
             after = retry_after_seconds(response)
+            if after is None and response.status_code in _RATE_LIMIT_STATUSES:
+                after = rate_limit_reset_seconds(response)
             if after is not None:
                 return after if after <= self.max_retry_after else None
         # Exponential backoff with jitter, capped (oras-go: 200 ms to 3 s).
@@ -70,6 +75,37 @@ def retry_after_seconds(response: requests.Response) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+#: The statuses GitHub answers an exceeded rate limit with (primary and secondary alike).
+_RATE_LIMIT_STATUSES = (403, 429)
+
+
+def rate_limit_reset_seconds(response: requests.Response) -> float | None:
+    """Seconds until ``x-ratelimit-reset`` when ``x-ratelimit-remaining`` is 0, else None.
+
+    GitHub's REST API sends both on every response; the reset is in epoch seconds. A reset
+    already past means no wait (0).
+    """
+    remaining = response.headers.get("x-ratelimit-remaining", "").strip()
+    reset = response.headers.get("x-ratelimit-reset", "").strip()
+    if remaining != "0" or not reset.isdigit():
+        return None
+    return max(0.0, float(reset) - time.time())
+
+
+def is_rate_limited(response: requests.Response) -> bool:
+    """Whether a 403 or 429 is a rate limit that says when to come back.
+
+    That is: a ``Retry-After`` (GitHub's secondary limits), or ``x-ratelimit-remaining: 0``
+    with an ``x-ratelimit-reset`` (its primary limits). A 403 without either is a refusal
+    (a missing permission, say), which no retry fixes.
+    """
+    if response.status_code not in _RATE_LIMIT_STATUSES:
+        return False
+    return (
+        retry_after_seconds(response) is not None or rate_limit_reset_seconds(response) is not None
+    )
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -136,8 +172,14 @@ def _log_retry(retry_state: tenacity.RetryCallState) -> None:
     else:
         reason = "unknown"
     method, url = retry_state.args[0], retry_state.args[1]
+    sleep = retry_state.next_action.sleep if retry_state.next_action is not None else 0.0
     _logger.debug(
-        "retrying %s %s after %s (attempt %d)", method, url, reason, retry_state.attempt_number
+        "retrying %s %s after %s in %.1f s (attempt %d)",
+        method,
+        url,
+        reason,
+        sleep,
+        retry_state.attempt_number,
     )
 
 

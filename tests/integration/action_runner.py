@@ -71,8 +71,12 @@ def parse_file_commands(text: str) -> dict[str, str]:
 class ActionRunner:
     """One job's worth of runner directories; :meth:`run` is one step."""
 
-    def __init__(self, root: Path, *, repository: str = "octo-org/app") -> None:
+    def __init__(
+        self, root: Path, *, repository: str = "octo-org/app", command: list[str] | None = None
+    ) -> None:
         self.repository = repository
+        #: How the container starts the action (the image's ENTRYPOINT).
+        self.command = command or [sys.executable, str(ROOT / "entrypoint.py")]
         name = repository.split("/")[1]
         self.work = root / "work"
         self.runner_workspace = self.work / name
@@ -142,7 +146,7 @@ class ActionRunner:
     def run(self, inputs: dict[str, str] | None = None, *, timeout: float = 120) -> ActionResult:
         env = self.environment(inputs or {})
         completed = subprocess.run(
-            [sys.executable, str(ROOT / "entrypoint.py")],
+            self.command,
             cwd=self.workspace,
             env=env,
             capture_output=True,

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from tests.fakes.oidc_issuer import FakeIssuer
 from tests.fakes.sigstore_instance import SigstoreInstance
 
-from .action_runner import ActionRunner
+from .action_runner import ROOT, ActionRunner
 from .helpers import (
     gh_binary,
     push_image,
@@ -327,3 +328,37 @@ def test_one_failing_image_does_not_stop_the_others(tmp_path, issuer, locals_, r
     assert any(missing in error for error in result.errors)
     assert result.errors[-1].startswith("1 of 2 image(s) could not store the attestation")
     assert len(run_attest("referrers", good).json()) == 1
+
+
+@pytest.fixture(scope="module")
+def image_runtime(tmp_path_factory) -> list[str]:
+    """The image's Python layer, built by the script the Dockerfile runs."""
+    runtime = tmp_path_factory.mktemp("image") / "opt-attest"
+    subprocess.run(
+        ["sh", str(ROOT / "scripts" / "build-runtime.sh"), str(runtime), sys.executable],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    # The Dockerfile's ENTRYPOINT.
+    return [str(runtime / "bin" / "python"), "-I", str(runtime / "entrypoint.py")]
+
+
+def test_the_image_runtime_runs_the_action_with_a_poisoned_environment(
+    tmp_path, issuer, locals_, image_runtime
+):
+    runner = _runner(tmp_path, issuer, locals_, "github")
+    runner.command = image_runtime
+    # What a job may leave in the environment must not reach the action (pypa's smoke test).
+    runner.env.update(
+        {
+            "PYTHONPATH": str(tmp_path / "evil"),
+            "PYTHONHOME": "/nonexistent",
+            "PATH": "utter-nonsense",
+        }
+    )
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "requests.py").write_text("raise SystemExit('poisoned')\n")
+    result = runner.run(_inputs("github", locals_))
+    assert result.code == 0, result.stdout + result.stderr
+    assert Path(result.outputs["bundle-path"]).is_file()
