@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -120,3 +121,89 @@ def test_session_identifies_us_and_ignores_netrc(server, tmp_path, monkeypatch):
     response = _http.send(session, "GET", url, policy=FAST)
     assert session.headers["User-Agent"].startswith("attest/")
     assert "Authorization" not in response.request.headers
+
+
+# --- GitHub's rate limits: a 403 or 429 that says when to come back ---------------------------
+
+
+def _response(status: int, headers: dict[str, str]) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+def _exhausted(reset_in: float) -> dict[str, str]:
+    return {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(time.time() + reset_in))}
+
+
+def test_a_403_with_retry_after_is_a_rate_limit_and_retried(server):
+    url, script = server
+    script.statuses = [403, 403]
+    script.headers = {"Retry-After": "0"}
+    assert _http.send(_http.new_session(), "PUT", url, data=b"x", policy=FAST).status_code == 200
+    assert script.seen == ["PUT"] * 3
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_an_exhausted_rate_limit_whose_reset_passed_is_retried(server, status):
+    url, script = server
+    script.statuses = [status]
+    script.headers = _exhausted(-10)
+    assert _http.send(_http.new_session(), "GET", url, policy=FAST).status_code == 200
+    assert script.seen == ["GET"] * 2
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_an_exhausted_rate_limit_resetting_beyond_the_cap_ends_retries(server, status):
+    url, script = server
+    script.statuses = [status, status]
+    script.headers = _exhausted(3600)
+    assert _http.send(_http.new_session(), "GET", url, policy=FAST).status_code == status
+    assert script.seen == ["GET"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-ratelimit-remaining": "4999", "x-ratelimit-reset": str(int(time.time()))},
+        {"x-ratelimit-remaining": "0"},
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "soon"},
+        {"Retry-After": "whenever"},
+    ],
+)
+def test_a_403_that_is_no_rate_limit_is_not_retried(server, headers):
+    url, script = server
+    script.statuses = [403]
+    script.headers = headers
+    assert _http.send(_http.new_session(), "GET", url, policy=FAST).status_code == 403
+    assert script.seen == ["GET"]
+
+
+def test_is_rate_limited():
+    assert _http.is_rate_limited(_response(403, {"Retry-After": "60"}))
+    assert _http.is_rate_limited(_response(429, {"retry-after": "1"}))
+    assert _http.is_rate_limited(_response(403, _exhausted(30)))
+    assert not _http.is_rate_limited(_response(403, {}))
+    assert not _http.is_rate_limited(_response(404, {"Retry-After": "1"}))
+    # A 503 with Retry-After is retried anyway, but it is not a rate limit.
+    assert not _http.is_rate_limited(_response(503, _exhausted(30)))
+
+
+def test_wait_honours_the_rate_limit_reset_only_on_403_and_429():
+    near = FAST.wait_seconds(1, _response(403, _exhausted(3))) or 0
+    assert 1.0 < near <= 3.0
+    assert FAST.wait_seconds(1, _response(429, _exhausted(-5))) == 0.0
+    assert FAST.wait_seconds(1, _response(403, _exhausted(60))) is None
+    # Retry-After wins over the reset.
+    assert FAST.wait_seconds(1, _response(403, {"Retry-After": "2", **_exhausted(60)})) == 2.0
+    # Other statuses back off as before, whatever the rate-limit headers say.
+    backoff = FAST.wait_seconds(1, _response(503, _exhausted(60)))
+    assert backoff is not None and backoff <= FAST.max_wait
+
+
+def test_rate_limit_reset_seconds():
+    assert _http.rate_limit_reset_seconds(_response(200, {"x-ratelimit-remaining": "3"})) is None
+    assert _http.rate_limit_reset_seconds(_response(403, {})) is None
+    seconds = _http.rate_limit_reset_seconds(_response(403, _exhausted(20)))
+    assert seconds is not None and 18.0 < seconds <= 20.0
