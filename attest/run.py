@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from attest.config import Config, Mode
 from attest.errors import AttestError, UsageError
 from attest.github import Workflow, host_path
+from attest.github_api import GitHubAPI, api_base
 from attest.identity import IdentityPolicy
 from attest.oci.artifact import bundle_artifact
 from attest.oci.client import Registries
@@ -169,6 +170,7 @@ def run(config: Config, workflow: Workflow) -> None:
     subjects = subjects_for(config, workflow)
     images = registry_images(config, subjects)
     instance = signing_instance(config)
+    api = _github_api(config, workflow)
     tokens = token_source(config, workflow)
     if inputs.mode is not Mode.PROVENANCE:
         predicate_type, predicate = predicate_for(config, tokens)
@@ -194,13 +196,128 @@ def run(config: Config, workflow: Workflow) -> None:
             bundle_path, runner_workspace=runtime.runner_workspace, repository=runtime.repository
         ),
     )
-    pushes = _push(config, workflow, images, signed.bundle)
+    attestation_url = None
+    if api is not None:
+        with api:
+            attestation_id = api.create_attestation(runtime.repository, signed.bundle)
+            attestation_url = (
+                f"{runtime.server_url}/{runtime.repository}/attestations/{attestation_id}"
+            )
+            workflow.set_output("attestation-id", str(attestation_id))
+            workflow.set_output("attestation-url", attestation_url)
+            workflow.info("Attestation uploaded to repository")
+            workflow.info(attestation_url)
+            pushes, failure = _push(config, workflow, images, signed.bundle)
+            records = _storage_records(config, workflow, api, pushes)
+    else:
+        pushes, failure = _push(config, workflow, images, signed.bundle)
+        records = []
     if pushes:
         workflow.set_output(
             "attestation-manifest-digests",
             "\n".join(f"{p.image.name}@{p.manifest_digest}" for p in pushes),
         )
         workflow.set_output("referrers-modes", "\n".join(f"{p.image} {p.mode}" for p in pushes))
+    if records:
+        workflow.set_output("storage-record-ids", ",".join(map(str, dict.fromkeys(records))))
+    if inputs.show_summary:
+        workflow.summary(_summary(statement, signed, attestation_url, pushes, images, failure))
+    if failure is not None:
+        raise failure
+
+
+def _github_api(config: Config, workflow: Workflow) -> GitHubAPI | None:
+    """The attestations API client; outside Actions, no token means no upload."""
+    runtime, token = config.runtime, config.inputs.github_token
+    if not token and not runtime.in_actions:
+        _logger.warning("no GitHub token: the attestation is not recorded with GitHub")
+        return None
+    if not runtime.repository:
+        raise UsageError("GITHUB_REPOSITORY is not set: which repository records the attestation?")
+    workflow.mask(token)
+    return GitHubAPI(api_base(runtime.api_url, runtime.server_url), token)
+
+
+def _storage_records(
+    config: Config, workflow: Workflow, api: GitHubAPI, pushes: Sequence[PushResult]
+) -> list[int]:
+    """Storage records for pushed images, for organisation-owned repositories only.
+
+    Failures are warnings that say what really went wrong (actions/attest always blames
+    the permission: actions/attest-build-provenance#781).
+    """
+    if not pushes or not config.inputs.create_storage_record:
+        return []
+    repository = config.runtime.repository
+    try:
+        if api.repository_owner_type(repository) != "Organization":
+            _logger.debug("%s is not owned by an organisation: no storage records", repository)
+            return []
+    except AttestError as exc:
+        workflow.warning(f"Failed to create storage record: {exc.report()}")
+        return []
+    ids: list[int] = []
+    for push in pushes:
+        try:
+            ids += api.create_storage_record(
+                repository.split("/")[0],
+                name=push.image.name,
+                digest=push.image.digest or "",
+                version=config.inputs.subject_version or None,
+                registry_url=f"https://{push.image.registry}",
+            )
+        except AttestError as exc:
+            workflow.warning(f"Failed to create storage record for {push.image}: {exc.report()}")
+    if ids:
+        workflow.info(f"Storage record IDs: {', '.join(map(str, ids))}")
+    return ids
+
+
+def _summary(
+    statement: Statement,
+    signed: SignedBundle,
+    attestation_url: str | None,
+    pushes: Sequence[PushResult],
+    images: Sequence[Reference],
+    failure: AttestError | None,
+) -> str:
+    """The job summary: what was attested, where it is recorded and stored."""
+    lines = ["### Attestation Created", ""]
+    if attestation_url:
+        lines += [f"- [{attestation_url}]({attestation_url})", ""]
+    lines += [
+        "| | |",
+        "| --- | --- |",
+        f"| Predicate type | `{statement.predicate_type}` |",
+        f"| Signed with | {signed.instance.display_name} |",
+    ]
+    if signed.tlog_index is not None and signed.instance.kind is InstanceKind.PUBLIC_GOOD:
+        link = f"https://search.sigstore.dev?logIndex={signed.tlog_index}"
+        lines.append(f"| Transparency log | [{signed.tlog_index}]({link}) |")
+    lines += ["", "| Subject | Digest |", "| --- | --- |"]
+    shown = statement.subjects[:50]
+    for subject in shown:
+        digest = ", ".join(f"{alg}:{value}" for alg, value in subject.digest.items())
+        lines.append(f"| `{_cell(subject.name)}` | `{digest}` |")
+    if len(statement.subjects) > len(shown):
+        lines.append(f"| … and {len(statement.subjects) - len(shown)} more | |")
+    if images:
+        lines += ["", "| Image | Attestation manifest | Stored as |", "| --- | --- | --- |"]
+        stored = {str(p.image): p for p in pushes}
+        for image in images:
+            push = stored.get(str(image))
+            if push is None:
+                lines.append(f"| `{image}` | not stored | ❌ |")
+            else:
+                how = "referrer (referrers API)" if push.mode == "api" else "fallback tag"
+                lines.append(f"| `{image}` | `{push.manifest_digest}` | {how} |")
+    if failure is not None:
+        lines += ["", f"> {_cell(failure.message)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _report_signing(workflow: Workflow, signed: SignedBundle, subjects: int) -> None:
@@ -235,10 +352,10 @@ def _write_bundle(config: Config, bundle: bytes) -> Path:
 
 def _push(
     config: Config, workflow: Workflow, images: Sequence[Reference], bundle: bytes
-) -> list[PushResult]:
+) -> tuple[list[PushResult], AttestError | None]:
     """Store the bundle next to every image; one failing image does not stop the others."""
     if not images:
-        return []
+        return [], None
     registry = config.registry
     referrers = Referrers()
     results, failures = [], []
@@ -260,9 +377,10 @@ def _push(
             results.append(PushResult(image, result.manifest_digest, result.mode))
             workflow.info(f"Attestation uploaded to registry ({result.mode})")
             workflow.info(f"{image.name}@{result.manifest_digest}")
+    failure = None
     if failures:
-        raise AttestError(
+        failure = AttestError(
             f"{len(failures)} of {len(images)} image(s) could not store the attestation: "
             + "; ".join(failures)
         )
-    return results
+    return results, failure

@@ -1,6 +1,7 @@
 """make demo: the action end to end on this machine, against local services.
 
-Starts a local OIDC issuer (standing in for GitHub's token endpoint), a local Sigstore
+Starts a local OIDC issuer (standing in for GitHub's token endpoint), a local GitHub REST
+API (attestations and storage records), a local Sigstore
 instance shaped like GitHub's (Fulcio + the real timestamp-server, no transparency log),
 Debian's distribution 2.8.2 (no referrers API) and olareg (referrers API). Pushes one image
 to each registry, runs entrypoint.py exactly as the runner runs the container action with
@@ -18,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.fakes.github_api import FakeGitHubAPI  # noqa: E402
 from tests.fakes.oidc_issuer import FakeIssuer  # noqa: E402
 from tests.fakes.sigstore_instance import SigstoreInstance  # noqa: E402
 from tests.integration.action_runner import ActionRunner  # noqa: E402
@@ -42,6 +44,7 @@ def main() -> int:
         work = Path(scratch)
         with (
             FakeIssuer() as issuer,
+            FakeGitHubAPI() as github,
             start_timestamp_server(work / "tsa") as tsa,
             SigstoreInstance(issuer, ct_log=False, rekor=False, ca_org="GitHub, Inc.") as fulcio,
             start_registry("distribution", work / "distribution") as distribution,
@@ -53,7 +56,9 @@ def main() -> int:
             images = [push_image(r.host, "demo/app") for r in (olareg, distribution)]
             _show("images pushed", "\n".join(images))
 
-            runner = ActionRunner(work / "runner", repository="octo-org/octo-repo")
+            runner = ActionRunner(
+                work / "runner", repository="octo-org/octo-repo", github_token=github.token
+            )
             runner.event["repository"]["visibility"] = "private"
             listing = runner.temp / "artifacts-list.json"
             subjects = [
@@ -68,6 +73,7 @@ def main() -> int:
                     "ATTEST_OIDC_ISSUER": issuer.url,
                     "ATTEST_GITHUB_TRUST_CONFIG": str(work / "github-trust-config.json"),
                     "GITHUB_ARTIFACTS_LIST": str(listing),
+                    "GITHUB_API_URL": github.url,
                 }
             )
             result = runner.run({"push-to-registry": "true"})
@@ -76,6 +82,7 @@ def main() -> int:
                 print(result.stderr, file=sys.stderr)
                 return 1
             _show("outputs", result.outputs)
+            _show("job summary", result.summary.rstrip())
             for image, registry in zip(images, (olareg, distribution), strict=True):
                 verified = run_attest(
                     "verify",

@@ -72,9 +72,16 @@ class ActionRunner:
     """One job's worth of runner directories; :meth:`run` is one step."""
 
     def __init__(
-        self, root: Path, *, repository: str = "octo-org/app", command: list[str] | None = None
+        self,
+        root: Path,
+        *,
+        repository: str = "octo-org/app",
+        command: list[str] | None = None,
+        github_token: str = GITHUB_TOKEN,
     ) -> None:
         self.repository = repository
+        #: What `${{ github.token }}` evaluates to: the default of the github-token input.
+        self.github_token = github_token
         #: How the container starts the action (the image's ENTRYPOINT).
         self.command = command or [sys.executable, str(ROOT / "entrypoint.py")]
         name = repository.split("/")[1]
@@ -136,7 +143,7 @@ class ActionRunner:
         for name, spec in ACTION["inputs"].items():
             default = str(spec.get("default", ""))
             if default == "${{ github.token }}":
-                default = GITHUB_TOKEN
+                default = self.github_token
             # The runner exports every declared input, "" when it has no value.
             env["INPUT_" + name.replace(" ", "_").upper()] = inputs.get(name, default)
         env.update(self.env)

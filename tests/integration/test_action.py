@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.github_api import FakeGitHubAPI
 from tests.fakes.oidc_issuer import FakeIssuer
 from tests.fakes.sigstore_instance import SigstoreInstance
 
@@ -47,6 +48,12 @@ class Local:
 def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampServer]:
     with start_timestamp_server(tmp_path_factory.mktemp("tsa")) as server:
         yield server
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHubAPI]:
+    with FakeGitHubAPI() as api:
+        yield api
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +92,13 @@ def locals_(issuer, tsa, tmp_path_factory) -> Iterator[dict[str, Local]]:
 
 
 def _runner(
-    tmp_path: Path, issuer: FakeIssuer, locals_: dict[str, Local], kind: str
+    tmp_path: Path,
+    issuer: FakeIssuer,
+    locals_: dict[str, Local],
+    kind: str,
+    github: FakeGitHubAPI,
 ) -> ActionRunner:
-    runner = ActionRunner(tmp_path, repository="octo-org/octo-repo")
+    runner = ActionRunner(tmp_path, repository="octo-org/octo-repo", github_token=github.token)
     runner.event["repository"]["visibility"] = "public" if kind == "public-good" else "private"
     runner.env.update(
         {
@@ -96,6 +107,7 @@ def _runner(
             "ATTEST_OIDC_ISSUER": issuer.url,
             "ATTEST_PUBLIC_GOOD_TRUST_CONFIG": str(locals_["public-good"].trust_config),
             "ATTEST_GITHUB_TRUST_CONFIG": str(locals_["github"].trust_config),
+            "GITHUB_API_URL": github.url,
         }
     )
     (runner.workspace / "dist").mkdir()
@@ -145,8 +157,10 @@ def _gh_verify(artifact: Path, bundle: Path, root: Path, issuer: FakeIssuer, hom
 
 
 @pytest.mark.parametrize("kind", ["public-good", "github", "custom"])
-def test_signs_on_every_instance_kind_and_real_verifiers_accept_it(tmp_path, issuer, locals_, kind):
-    runner = _runner(tmp_path, issuer, locals_, kind)
+def test_signs_on_every_instance_kind_and_real_verifiers_accept_it(
+    tmp_path, github, issuer, locals_, kind
+):
+    runner = _runner(tmp_path, issuer, locals_, kind, github)
 
     result = runner.run(_inputs(kind, locals_))
 
@@ -163,6 +177,16 @@ def test_signs_on_every_instance_kind_and_real_verifiers_accept_it(tmp_path, iss
     assert issuer.request_token not in result.stdout + result.stderr
     listing = runner.temp / "created_attestation_paths.txt"
     assert listing.read_text().splitlines()[-1] == str(bundle_path)
+    # Recorded with GitHub: the bundle as the body's object, the id and URL as outputs.
+    (stored,) = github.attestations
+    assert stored["repository"] == "octo-org/octo-repo"
+    assert stored["bundle"] == bundle
+    assert result.outputs["attestation-id"] == str(stored["id"])
+    assert result.outputs["attestation-url"] == (
+        f"https://github.com/octo-org/octo-repo/attestations/{stored['id']}"
+    )
+    assert "### Attestation Created" in result.summary
+    assert result.outputs["attestation-url"] in result.summary
     expected = {"public-good": "Public Good", "github": "GitHub", "custom": "custom"}[kind]
     assert f"Attestation signed using certificate from {expected} Sigstore instance" in result.of(
         "group"
@@ -194,12 +218,12 @@ def test_signs_on_every_instance_kind_and_real_verifiers_accept_it(tmp_path, iss
     )
 
 
-def test_sigstore_python_verifies_the_public_good_bundle(tmp_path, issuer, locals_):
+def test_sigstore_python_verifies_the_public_good_bundle(tmp_path, github, issuer, locals_):
     from sigstore.models import Bundle, ClientTrustConfig
     from sigstore.verify import Verifier
     from sigstore.verify.policy import Identity
 
-    runner = _runner(tmp_path, issuer, locals_, "public-good")
+    runner = _runner(tmp_path, issuer, locals_, "public-good", github)
     result = runner.run(_inputs("public-good", locals_))
     assert result.code == 0, result.stderr
     config = ClientTrustConfig.from_json(locals_["public-good"].trust_config.read_text())
@@ -212,8 +236,8 @@ def test_sigstore_python_verifies_the_public_good_bundle(tmp_path, issuer, local
     assert json.loads(payload)["subject"][0]["name"] == "app.tar.gz"
 
 
-def test_sbom_attestation_on_githubs_instance(tmp_path, issuer, locals_):
-    runner = _runner(tmp_path, issuer, locals_, "github")
+def test_sbom_attestation_on_githubs_instance(tmp_path, github, issuer, locals_):
+    runner = _runner(tmp_path, issuer, locals_, "github", github)
     sbom = {"spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "app"}
     (runner.workspace / "sbom.spdx.json").write_text(json.dumps(sbom))
     result = runner.run(_inputs("github", locals_, **{"sbom-path": "sbom.spdx.json"}))
@@ -236,9 +260,9 @@ def test_sbom_attestation_on_githubs_instance(tmp_path, issuer, locals_):
 
 
 def test_a_refused_certificate_request_is_one_error_and_nothing_is_written(
-    tmp_path, issuer, locals_
+    tmp_path, github, issuer, locals_
 ):
-    runner = _runner(tmp_path, issuer, locals_, "github")
+    runner = _runner(tmp_path, issuer, locals_, "github", github)
     # Tokens from an issuer this Fulcio does not trust.
     with FakeIssuer() as stranger:
         runner.env["ACTIONS_ID_TOKEN_REQUEST_URL"] = stranger.request_url
@@ -252,12 +276,14 @@ def test_a_refused_certificate_request_is_one_error_and_nothing_is_written(
     assert not (runner.temp / "created_attestation_paths.txt").exists()
 
 
-def test_pushes_to_several_images_on_different_registries(tmp_path, issuer, locals_, registry_of):
+def test_pushes_to_several_images_on_different_registries(
+    tmp_path, github, issuer, locals_, registry_of
+):
     images = []
     for kind in ("olareg", "distribution"):
         registry = registry_of(kind)
         images.append(push_image(registry.host, unique_repository(f"e2e-{kind}")))
-    runner = _runner(tmp_path, issuer, locals_, "github")
+    runner = _runner(tmp_path, issuer, locals_, "github", github)
     listing = runner.temp / "artifacts-list.json"
     listing.write_text(
         json.dumps(
@@ -283,6 +309,11 @@ def test_pushes_to_several_images_on_different_registries(tmp_path, issuer, loca
     modes = result.outputs["referrers-modes"].splitlines()
     assert [m.rsplit("@", 1)[0] for m in manifests] == [i.rsplit("@", 1)[0] for i in images]
     assert modes == [f"{images[0]} api", f"{images[1]} tag"]
+    # One storage record per pushed image: the repository is organisation-owned.
+    ids = result.outputs["storage-record-ids"].split(",")
+    assert len(ids) == 2
+    assert {r["digest"] for r in github.storage_records} == {i.rsplit("@", 1)[1] for i in images}
+    assert "fallback tag" in result.summary and "referrers API" in result.summary
     for image, manifest in zip(images, manifests, strict=True):
         found = json.loads(
             run_tool("oras", "discover", "--plain-http", "--format", "json", image, home=tmp_path)
@@ -303,11 +334,11 @@ def test_pushes_to_several_images_on_different_registries(tmp_path, issuer, loca
         assert image.rsplit(":", 1)[1] in digests
 
 
-def test_one_failing_image_does_not_stop_the_others(tmp_path, issuer, locals_, registry_of):
+def test_one_failing_image_does_not_stop_the_others(tmp_path, github, issuer, locals_, registry_of):
     registry = registry_of("olareg")
     good = push_image(registry.host, unique_repository("e2e-good"))
     missing = f"{registry.host}/{unique_repository('e2e-missing')}@sha256:{'0' * 64}"
-    runner = _runner(tmp_path, issuer, locals_, "github")
+    runner = _runner(tmp_path, issuer, locals_, "github", github)
     listing = runner.temp / "artifacts-list.json"
     listing.write_text(
         json.dumps(
@@ -345,9 +376,9 @@ def image_runtime(tmp_path_factory) -> list[str]:
 
 
 def test_the_image_runtime_runs_the_action_with_a_poisoned_environment(
-    tmp_path, issuer, locals_, image_runtime
+    tmp_path, github, issuer, locals_, image_runtime
 ):
-    runner = _runner(tmp_path, issuer, locals_, "github")
+    runner = _runner(tmp_path, issuer, locals_, "github", github)
     runner.command = image_runtime
     # What a job may leave in the environment must not reach the action (pypa's smoke test).
     runner.env.update(
