@@ -91,4 +91,6 @@ go_install regctl github.com/regclient/regclient v0.11.5 github.com/regclient/re
 # v2.1.3: the newest timestamp-authority whose go.mod accepts Go 1.26 (v2.1.4+ require 1.27).
 go_install timestamp-server github.com/sigstore/timestamp-authority/v2 v2.1.3 \
   github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server
+# cosign cross-checks our bundles (verify-blob-attestation --new-bundle-format).
+go_install cosign github.com/sigstore/cosign/v3 v3.1.2 github.com/sigstore/cosign/v3/cmd/cosign
 go_build_local referrers-no-header tests/registries/referrers-no-header

@@ -28,6 +28,7 @@ from .helpers import (
     unique_repository,
     write_trusted_root,
 )
+from .servers import tool
 from .tsa import TimestampServer, start_timestamp_server
 
 ARTIFACT = b"the build output\n"
@@ -393,3 +394,40 @@ def test_the_image_runtime_runs_the_action_with_a_poisoned_environment(
     result = runner.run(_inputs("github", locals_))
     assert result.code == 0, result.stdout + result.stderr
     assert Path(result.outputs["bundle-path"]).is_file()
+
+
+@pytest.mark.parametrize("kind", ["public-good", "github"])
+def test_cosign_verifies_our_bundles(tmp_path, github, issuer, locals_, kind):
+    runner = _runner(tmp_path, issuer, locals_, kind, github)
+    result = runner.run(_inputs(kind, locals_))
+    assert result.code == 0, result.stderr
+    root = tmp_path / "trusted_root.json"
+    root.write_text(json.dumps(locals_[kind].document["trustedRoot"]))
+    # GitHub's shape has neither a transparency log entry nor an SCT: cosign's flags for it.
+    no_log = ["--use-signed-timestamps", "--insecure-ignore-tlog", "--insecure-ignore-sct"]
+    completed = subprocess.run(
+        [
+            tool("cosign"),
+            "verify-blob-attestation",
+            "--new-bundle-format",
+            "--bundle",
+            result.outputs["bundle-path"],
+            "--trusted-root",
+            str(root),
+            "--certificate-identity",
+            f"https://github.com/{issuer.claims['job_workflow_ref']}",
+            "--certificate-oidc-issuer",
+            issuer.url,
+            "--type",
+            "slsaprovenance1",
+            *(no_log if kind == "github" else []),
+            str(runner.workspace / "dist" / "app.tar.gz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Verified OK" in completed.stderr + completed.stdout

@@ -416,7 +416,7 @@ def test_bad_oidc_setup(tmp_path, case):
         '"permissions: id-token: write" to your workflow.',
         "endpoint-refuses": "403",
         "missing-claims": "Missing claims: run_id",
-        "ghes": "Invalid server URL: https://github.example.com",
+        "ghes": "not available on GitHub Enterprise Server (https://github.example.com)",
     }[case]
     _assert_one_error(result, expected)
     assert issuer.request_token not in result.stdout + result.stderr
