@@ -6,6 +6,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ from attest.statement import Statement, build_statement, custom_predicate, sbom_
 from attest.subjects import Subject, resolve_subjects
 
 _logger = logging.getLogger(__name__)
+
+#: Images attached at once: enough to hide latency, few enough to be kind to registries.
+_PUSH_CONCURRENCY = 4
 
 
 def token_source(config: Config, workflow: Workflow) -> TokenSource:
@@ -353,30 +357,44 @@ def _write_bundle(config: Config, bundle: bytes) -> Path:
 def _push(
     config: Config, workflow: Workflow, images: Sequence[Reference], bundle: bytes
 ) -> tuple[list[PushResult], AttestError | None]:
-    """Store the bundle next to every image; one failing image does not stop the others."""
+    """Store the bundle next to every image, a few at a time, sharing one client per
+    registry (auth tokens, known blobs, referrers support); one failing image does not
+    stop the others."""
     if not images:
         return [], None
     registry = config.registry
     referrers = Referrers()
-    results, failures = [], []
     with Registries(
         plain_http_hosts=registry.plain_http_hosts, credentials=registry.credential_store()
     ) as registries:
-        for image in images:
-            try:
-                result = referrers.attach(
-                    registries.client(image.api_host),
-                    image,
-                    lambda subject: bundle_artifact(bundle, subject),
-                    mode=registry.referrers_mode,
-                )
-            except AttestError as exc:
-                failures.append(f"{image}: {exc.report()}")
-                workflow.error(f"{image}: {exc.report()}")
-                continue
-            results.append(PushResult(image, result.manifest_digest, result.mode))
-            workflow.info(f"Attestation uploaded to registry ({result.mode})")
-            workflow.info(f"{image.name}@{result.manifest_digest}")
+
+        def attach(image: Reference) -> PushResult:
+            result = referrers.attach(
+                registries.client(image.api_host),
+                image,
+                lambda subject: bundle_artifact(bundle, subject),
+                mode=registry.referrers_mode,
+            )
+            return PushResult(image, result.manifest_digest, result.mode)
+
+        with ThreadPoolExecutor(max_workers=min(_PUSH_CONCURRENCY, len(images))) as pool:
+            futures = [pool.submit(attach, image) for image in images]
+            outcomes: list[PushResult | AttestError] = []
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except AttestError as exc:
+                    outcomes.append(exc)
+    results, failures = [], []
+    # Reported in the order the images were given, whatever order they finished in.
+    for image, outcome in zip(images, outcomes, strict=True):
+        if isinstance(outcome, AttestError):
+            failures.append(f"{image}: {outcome.report()}")
+            workflow.error(f"{image}: {outcome.report()}")
+        else:
+            results.append(outcome)
+            workflow.info(f"Attestation uploaded to registry ({outcome.mode})")
+            workflow.info(f"{image.name}@{outcome.manifest_digest}")
     failure = None
     if failures:
         failure = AttestError(

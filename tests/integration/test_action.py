@@ -25,9 +25,11 @@ from .helpers import (
     push_image,
     run_attest,
     run_tool,
+    through,
     unique_repository,
     write_trusted_root,
 )
+from .quirk_proxy import QuirkProxy, Quirks
 from .servers import tool
 from .tsa import TimestampServer, start_timestamp_server
 
@@ -431,3 +433,44 @@ def test_cosign_verifies_our_bundles(tmp_path, github, issuer, locals_, kind):
     )
     assert completed.returncode == 0, completed.stderr
     assert "Verified OK" in completed.stderr + completed.stdout
+
+
+def test_many_images_in_one_run_share_each_registrys_client(
+    tmp_path, github, issuer, locals_, registry_of
+):
+    registry = registry_of("distribution")
+    # The artifacts list allows one digest per name: ten repositories on one registry.
+    images = [push_image(registry.host, unique_repository("many")) for _ in range(10)]
+    with QuirkProxy(registry.url, Quirks()) as proxy:
+        behind = [through(proxy, image) for image in images]
+        runner = _runner(tmp_path, issuer, locals_, "github", github)
+        listing = runner.temp / "artifacts-list.json"
+        listing.write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "subjects": [
+                        {
+                            "name": ref.rsplit("@", 1)[0],
+                            "digest": ref.rsplit("@", 1)[1],
+                            "kind": "oci",
+                        }
+                        for ref in behind
+                    ],
+                }
+            )
+        )
+        runner.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
+        result = runner.run({"push-to-registry": "true"})
+        probes = [r.path for r in proxy.log if "/referrers/" in r.path]
+        config_heads = [r for r in proxy.log if r.method == "HEAD" and "44136fa3" in r.path]
+    assert result.code == 0, result.stdout + result.stderr
+    assert len(result.outputs["attestation-manifest-digests"].splitlines()) == 10
+    assert [line.split()[-1] for line in result.outputs["referrers-modes"].splitlines()] == (
+        ["tag"] * 10
+    )
+    # One probe per repository; the empty config blob is looked up once per repository.
+    assert len(probes) == 10
+    assert len(config_heads) == 10
+    for image in images:
+        assert len(run_attest("referrers", image).json()) == 1
