@@ -27,6 +27,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check attest tests scripts bench entrypoint.py
 	$(VENV)/bin/ruff check attest tests scripts bench entrypoint.py
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
 
 reformat: $(VENV)/.installed
 	$(VENV)/bin/ruff format attest tests scripts bench entrypoint.py

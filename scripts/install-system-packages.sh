@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages the tests start: distribution 2.8.2 (docker-registry) and htpasswd.
+# Debian packages the tests use: distribution 2.8.2 (docker-registry), htpasswd, bubblewrap.
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+# bubblewrap mounts the runner's /github/... directories for the container-contract test.
+command -v bwrap >/dev/null || missing+=(bubblewrap)
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: present"
   exit 0

@@ -101,7 +101,52 @@ class ActionRunner:
             }
         }
         self.env: dict[str, str] = {}
+        #: Host path -> container path, when the step runs in a container.
+        self.mounts: dict[Path, str] = {}
         self._step = 0
+
+    def in_container(self, runtime: Path) -> None:
+        """Run the step the way the runner runs the container: the image's runtime at
+        /opt/attest, the runner's directories mounted under /github (ContainerActionHandler.cs
+        MountVolumes), environment values translated to container paths, /github/workspace as
+        the working directory. bubblewrap stands in for Docker."""
+        self.mounts = {
+            self.temp / "_github_home": "/github/home",
+            self.temp / "_github_workflow": "/github/workflow",
+            self.commands_dir: "/github/file_commands",
+            self.temp: "/github/runner_temp",
+            self.workspace: "/github/workspace",
+        }
+        binds = ["--tmpfs", "/github"]
+        for host, inside in self.mounts.items():
+            host.mkdir(parents=True, exist_ok=True)
+            binds += ["--bind", str(host), inside]
+        self.command = [
+            "bwrap",
+            "--bind",
+            "/",
+            "/",
+            *binds,
+            "--bind",
+            str(runtime),
+            "/opt/attest",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--chdir",
+            "/github/workspace",
+            "/opt/attest/bin/python",
+            "-I",
+            "/opt/attest/entrypoint.py",
+        ]
+
+    def _translate(self, value: str) -> str:
+        """TranslateToContainerPath: a value equal to or under a mounted host path."""
+        for host, inside in sorted(self.mounts.items(), key=lambda m: -len(str(m[0]))):
+            if value == str(host) or value.startswith(f"{host}/"):
+                return inside + value[len(str(host)) :]
+        return value
 
     def environment(self, inputs: dict[str, str]) -> dict[str, str]:
         self._step += 1
@@ -148,7 +193,11 @@ class ActionRunner:
             env["INPUT_" + name.replace(" ", "_").upper()] = inputs.get(name, default)
         env.update(self.env)
         self._files = files
-        return env
+        # RUNNER_WORKSPACE is not under a mount: the runner leaves it as the host's path.
+        return {
+            name: value if name == "RUNNER_WORKSPACE" else self._translate(value)
+            for name, value in env.items()
+        }
 
     def run(self, inputs: dict[str, str] | None = None, *, timeout: float = 120) -> ActionResult:
         env = self.environment(inputs or {})

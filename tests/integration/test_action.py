@@ -474,3 +474,27 @@ def test_many_images_in_one_run_share_each_registrys_client(
     assert len(config_heads) == 10
     for image in images:
         assert len(run_attest("referrers", image).json()) == 1
+
+
+def test_the_container_contract_with_github_paths(tmp_path, github, issuer, locals_, image_runtime):
+    """The image's runtime under /github/..., as the runner mounts it; outputs name host paths."""
+    runner = _runner(tmp_path, issuer, locals_, "github", github)
+    runner.in_container(Path(image_runtime[0]).parents[1])
+    # The runner translates input values that start with a mounted host path.
+    result = runner.run(
+        _inputs(
+            "github",
+            locals_,
+            **{
+                "subject-path": f"{runner.workspace}/dist/app.tar.gz",
+            },
+        )
+    )
+    assert result.code == 0, result.stdout + result.stderr
+    bundle = Path(result.outputs["bundle-path"])
+    # A host path: later steps run on the host and must find the file there.
+    assert bundle.is_relative_to(runner.temp)
+    assert bundle.is_file()
+    assert (runner.temp / "created_attestation_paths.txt").read_text().splitlines() == [str(bundle)]
+    assert "### Attestation Created" in result.summary
+    assert result.outputs["attestation-url"].startswith("https://github.com/octo-org/octo-repo/")
