@@ -12,8 +12,10 @@ push-to-registry, then verifies each image's attestation from the registry with
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +26,7 @@ from tests.fakes.oidc_issuer import FakeIssuer  # noqa: E402
 from tests.fakes.sigstore_instance import SigstoreInstance  # noqa: E402
 from tests.integration.action_runner import ActionRunner  # noqa: E402
 from tests.integration.helpers import (  # noqa: E402
+    gh_binary,
     push_image,
     run_attest,
     run_tool,
@@ -39,68 +42,165 @@ def _show(title: str, value: object) -> None:
     print(value if isinstance(value, str) else json.dumps(value, indent=2))
 
 
-def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="attest-demo-") as scratch:
-        work = Path(scratch)
-        with (
-            FakeIssuer() as issuer,
-            FakeGitHubAPI() as github,
-            start_timestamp_server(work / "tsa") as tsa,
-            SigstoreInstance(issuer, ct_log=False, rekor=False, ca_org="GitHub, Inc.") as fulcio,
-            start_registry("distribution", work / "distribution") as distribution,
-            start_registry("olareg", work / "olareg") as olareg,
-        ):
-            config = fulcio.client_trust_config(tsa_url=tsa.url, tsa_chains=[tsa.chain_der])
-            (work / "github-trust-config.json").write_text(json.dumps(config))
-            root = write_trusted_root(work / "github-root.jsonl", config["trustedRoot"])
-            images = [push_image(r.host, "demo/app") for r in (olareg, distribution)]
-            _show("images pushed", "\n".join(images))
+def _gh_verify(target: Path | str, bundle: Path, root: Path, issuer: FakeIssuer, home: Path) -> str:
+    home.mkdir(parents=True, exist_ok=True)
+    completed = subprocess.run(
+        [
+            gh_binary(),
+            "attestation",
+            "verify",
+            str(target),
+            "--bundle",
+            str(bundle),
+            "--custom-trusted-root",
+            str(root),
+            "--owner",
+            "octo-org",
+            "--cert-oidc-issuer",
+            issuer.url,
+            "--format",
+            "json",
+        ],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "GH_TOKEN": "unused",
+            "NO_COLOR": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if completed.returncode:
+        raise SystemExit(f"gh attestation verify failed: {completed.stderr}")
+    results = json.loads(completed.stdout)
+    lines = [f"gh {gh_version()}: {len(results)} attestation(s) verified"]
+    for result in results:
+        verified = result["verificationResult"]
+        certificate = verified["signature"]["certificate"]
+        lines.append(f"  signer:   {certificate['subjectAlternativeName']}")
+        lines.append(f"  subjects: {[s['name'] for s in verified['statement']['subject']]}")
+        times = [t["type"] for t in verified["verifiedTimestamps"]]
+        lines.append(f"  verified timestamps: {times}")
+    return "\n".join(lines)
 
-            runner = ActionRunner(
-                work / "runner", repository="octo-org/octo-repo", github_token=github.token
+
+def gh_version() -> str:
+    completed = subprocess.run(
+        [gh_binary(), "--version"], capture_output=True, text=True, check=False
+    )
+    return completed.stdout.split()[2] if completed.stdout else "?"
+
+
+def _log(text: str) -> str:
+    """A step's log as the runner shows it: masked values replaced by ***."""
+    return "\n".join(
+        "::add-mask::***" if line.startswith("::add-mask::") else line
+        for line in text.rstrip().splitlines()
+    )
+
+
+def main() -> int:
+    work = ROOT / ".demo"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    with (
+        FakeIssuer() as issuer,
+        FakeGitHubAPI() as github,
+        start_timestamp_server(work / "tsa") as tsa,
+        SigstoreInstance(issuer, ct_log=False, rekor=False, ca_org="GitHub, Inc.") as fulcio,
+        start_registry("distribution", work / "distribution") as distribution,
+        start_registry("olareg", work / "olareg") as olareg,
+    ):
+        config = fulcio.client_trust_config(tsa_url=tsa.url, tsa_chains=[tsa.chain_der])
+        (work / "github-trust-config.json").write_text(json.dumps(config))
+        root = write_trusted_root(work / "github-root.jsonl", config["trustedRoot"])
+
+        def runner(name: str) -> ActionRunner:
+            step = ActionRunner(
+                work / name, repository="octo-org/octo-repo", github_token=github.token
             )
-            runner.event["repository"]["visibility"] = "private"
-            listing = runner.temp / "artifacts-list.json"
-            subjects = [
-                {"name": i.rsplit("@", 1)[0], "digest": i.rsplit("@", 1)[1], "kind": "oci"}
-                for i in images
-            ]
-            listing.write_text(json.dumps({"version": 1, "subjects": subjects}))
-            runner.env.update(
+            step.event["repository"]["visibility"] = "private"
+            step.env.update(
                 {
                     "ACTIONS_ID_TOKEN_REQUEST_URL": issuer.request_url,
                     "ACTIONS_ID_TOKEN_REQUEST_TOKEN": issuer.request_token,
                     "ATTEST_OIDC_ISSUER": issuer.url,
                     "ATTEST_GITHUB_TRUST_CONFIG": str(work / "github-trust-config.json"),
-                    "GITHUB_ARTIFACTS_LIST": str(listing),
                     "GITHUB_API_URL": github.url,
                 }
             )
-            result = runner.run({"push-to-registry": "true"})
-            _show("entrypoint.py (the container action) printed", result.stdout.rstrip())
-            if result.code:
-                print(result.stderr, file=sys.stderr)
+            return step
+
+        # 1. A file artifact, as `uses: attest` with `subject-path: dist/*`.
+        files = runner("files-job")
+        (files.workspace / "dist").mkdir()
+        artifact = files.workspace / "dist" / "app-1.0.tar.gz"
+        artifact.write_bytes(b"a sample build output\n")
+        result = files.run({"subject-path": "dist/*"})
+        _show("step 1: attest a file (entrypoint.py as the runner runs it)", _log(result.stdout))
+        if result.code:
+            print(result.stderr, file=sys.stderr)
+            return 1
+        _show("step 1 outputs", result.outputs)
+        _show("step 1 job summary", result.summary.rstrip())
+        bundle = Path(result.outputs["bundle-path"])
+        _show(
+            "gh attestation verify (file)", _gh_verify(artifact, bundle, root, issuer, work / "gh")
+        )
+
+        # 2. One image in each registry, with push-to-registry, from the runner's artifacts list.
+        images = [push_image(r.host, "demo/app") for r in (olareg, distribution)]
+        step = runner("images-job")
+        listing = step.temp / "artifacts-list.json"
+        subjects = [
+            {"name": i.rsplit("@", 1)[0], "digest": i.rsplit("@", 1)[1], "kind": "oci"}
+            for i in images
+        ]
+        listing.write_text(json.dumps({"version": 1, "subjects": subjects}))
+        step.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
+        result = step.run({"push-to-registry": "true"})
+        _show("step 2: attest two images with push-to-registry", _log(result.stdout))
+        if result.code:
+            print(result.stderr, file=sys.stderr)
+            return 1
+        _show("step 2 outputs", result.outputs)
+        _show("step 2 job summary", result.summary.rstrip())
+        image_bundle = Path(result.outputs["bundle-path"])
+        for image, registry in zip(images, (olareg, distribution), strict=True):
+            oras = run_tool("oras", "discover", "--plain-http", image, home=work)
+            _show(f"oras discover ({registry.kind})", oras.strip())
+            _show(f"tags in {registry.kind}", tags(registry.host, "demo/app"))
+            verified = run_attest(
+                "verify",
+                image,
+                "--owner",
+                "octo-org",
+                "--cert-oidc-issuer",
+                issuer.url,
+                "--trusted-root",
+                str(root),
+            )
+            if verified.code:
+                print(verified.stderr, file=sys.stderr)
                 return 1
-            _show("outputs", result.outputs)
-            _show("job summary", result.summary.rstrip())
-            for image, registry in zip(images, (olareg, distribution), strict=True):
-                verified = run_attest(
-                    "verify",
-                    image,
-                    "--owner",
-                    "octo-org",
-                    "--cert-oidc-issuer",
-                    issuer.url,
-                    "--trusted-root",
-                    str(root),
-                )
-                if verified.code:
-                    print(verified.stderr, file=sys.stderr)
-                    return 1
-                _show(f"attest verify {image}", json.loads(verified.stdout))
-                oras = run_tool("oras", "discover", "--plain-http", image, home=work)
-                _show(f"oras discover ({registry.kind})", oras.strip())
-                _show(f"tags in {registry.kind}", tags(registry.host, "demo/app"))
+            summary = json.loads(verified.stdout)
+            _show(
+                f"attest verify {image} (bundle found in the registry)",
+                {k: summary[k] for k in ("verified", "bundle", "instance", "signedAt")},
+            )
+        _show(
+            f"gh attestation verify oci://{images[1]}",
+            _gh_verify(f"oci://{images[1]}", image_bundle, root, issuer, work / "gh"),
+        )
+        where = (
+            f"file bundle:   {bundle}\nimage bundle:  {image_bundle}\n"
+            f"trusted root:  {root}\nrunner dirs:   {work / 'files-job'}, {work / 'images-job'}\n"
+            f"registries:    {olareg.kind} was at {olareg.host}, {distribution.kind} at "
+            f"{distribution.host} (their data stays under {work})"
+        )
+    print(f"\n== where everything is (every service the demo started is stopped)\n{where}")
     print(
         "\nolareg serves the referrers API: a plain referrer, no sha256- tag. distribution "
         "does not: the fallback index under sha256-<digest>."
