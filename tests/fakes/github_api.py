@@ -39,9 +39,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from tests.fakes.loopback import LoopbackServer
 
 __all__ = [
     "SLSA_PROVENANCE_V1",
@@ -196,8 +197,10 @@ def _json_answer(status: int, document: Any, headers: dict[str, str] | None = No
     return _Answer(status, json.dumps(document).encode(), dict(headers or {}))
 
 
-class FakeGitHubAPI:
+class FakeGitHubAPI(LoopbackServer):
     """GitHub's REST API on ``http://127.0.0.1:<free port>``, for one test."""
+
+    service_name = "fake-github-api"
 
     def __init__(self, repositories: dict[str, dict[str, Any]] | None = None) -> None:
         alphabet = string.ascii_letters + string.digits
@@ -223,40 +226,8 @@ class FakeGitHubAPI:
         self._next_attestation_id = 1_000_001
         self._next_record_id = 501
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # --- lifecycle ---
-
-    def start(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.01,), name="fake-github-api", daemon=True
-        )
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the fake GitHub API is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # --- scripting ---
 

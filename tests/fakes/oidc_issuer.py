@@ -24,13 +24,14 @@ import threading
 import time
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple, Self
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from tests.fakes.loopback import LoopbackServer
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -152,8 +153,10 @@ def _pooled_rsa_key(index: int) -> rsa.RSAPrivateKey:
         return _RSA_POOL[index]
 
 
-class FakeIssuer:
+class FakeIssuer(LoopbackServer):
     """A GitHub Actions OIDC issuer on ``http://127.0.0.1:<free port>``, for one test."""
+
+    service_name = "fake-oidc-issuer"
 
     def __init__(self) -> None:
         self.request_token = "req-" + secrets.token_urlsafe(24)
@@ -168,8 +171,6 @@ class FakeIssuer:
         self.jwk_overrides: dict[str, dict[str, Any]] = {}
         self.requests: list[Seen] = []
         self.discovery: dict[str, Any] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._rsa_keys_used = 0
 
@@ -177,12 +178,7 @@ class FakeIssuer:
 
     def start(self) -> Self:
         self.rotate()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.01,), name="fake-oidc-issuer", daemon=True
-        )
-        self._thread.start()
+        super().start()
         self.discovery = {
             "issuer": self.url,
             "jwks_uri": f"{self.url}/.well-known/jwks",
@@ -194,28 +190,6 @@ class FakeIssuer:
         }
         self.claims["iss"] = self.url
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the issuer is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def request_url(self) -> str:

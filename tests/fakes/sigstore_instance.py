@@ -42,8 +42,7 @@ import struct
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple, Self
 
 import requests
@@ -55,6 +54,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .loopback import LoopbackServer
 from .oidc_issuer import FakeIssuer
 
 #: Fulcio's OID arc for the GitHub workflow identity.
@@ -354,8 +354,10 @@ class _Entry(NamedTuple):
     integrated_time: int
 
 
-class SigstoreInstance:
+class SigstoreInstance(LoopbackServer):
     """Fulcio + CT log + Rekor v1 on ``http://127.0.0.1:<free port>``, trusting ``issuer``."""
+
+    service_name = "fake-sigstore"
 
     def __init__(
         self,
@@ -392,46 +394,19 @@ class SigstoreInstance:
         self._entries: dict[str, _Entry] = {}
         self._by_index: dict[int, str] = {}
         self._session: requests.Session | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle ---
 
     def start(self) -> Self:
         self._session = requests.Session()
         self._session.trust_env = False  # loopback only: never through a proxy
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.01,), name="fake-sigstore", daemon=True
-        )
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        super().stop()
         if self._session is not None:
             self._session.close()
             self._session = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None, "the instance is not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # --- CA ---
 

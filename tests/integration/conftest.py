@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from .servers import Registry, start_registry
+from .tsa import TimestampServer, start_timestamp_server
 
 #: Registry kinds and whether each serves the referrers API.
 API_KINDS = ("olareg", "ggcr-referrers")
@@ -34,3 +35,10 @@ def registry_of(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[
             return started[kind]
 
         yield get
+
+
+@pytest.fixture(scope="session")
+def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampServer]:
+    """The real timestamp authority, once per session."""
+    with start_timestamp_server(tmp_path_factory.mktemp("tsa")) as server:
+        yield server

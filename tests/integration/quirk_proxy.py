@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
+
+from tests.fakes.loopback import Service
 
 Fault = Callable[[str, str], tuple[int, dict[str, str], bytes] | None]
 
@@ -282,7 +283,7 @@ class _RedirectHandler(_BaseHandler):
         self._send(response)
 
 
-class QuirkProxy:
+class QuirkProxy(Service):
     def __init__(self, upstream: str, quirks: Quirks) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.netloc:
@@ -331,17 +332,6 @@ class QuirkProxy:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -25,10 +25,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 KINDS = ("distribution", "olareg", "olareg-noapi", "ggcr-referrers")
 
@@ -36,6 +37,8 @@ _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 5.0
 # The registry's HTTP secret only signs upload state; a fixed value keeps restarts compatible.
 _DISTRIBUTION_SECRET = "attest-integration-tests-not-a-secret"
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -74,6 +77,17 @@ def tool(name: str) -> str:
         "run scripts/install-tools.sh (Go tools) or install the Debian packages "
         "docker-registry and apache2-utils"
     )
+
+
+def launch_on_free_port(launch: Callable[[], _T], attempts: int = 3) -> _T:
+    """Start a server on a port from free_port(), again if another took it meanwhile."""
+    for attempt in range(attempts):
+        try:
+            return launch()
+        except RuntimeError as exc:
+            if "address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def free_port() -> int:
@@ -154,7 +168,8 @@ def _command(kind: str, workdir: Path, port: int, htpasswd: tuple[str, str] | No
     raise ValueError(f"unknown registry kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, wait, kill if it will not go."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -243,7 +258,7 @@ def _launch(kind: str, workdir: Path, htpasswd: tuple[str, str] | None) -> Regis
                 ) from exc
         _wait_ready(registry, deadline)
     except BaseException:
-        _stop(process)
+        stop_process(process)
         raise
     return registry
 
@@ -259,16 +274,8 @@ def start_registry(
     200 or 401 within 20 seconds.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    attempts = 3
-    for attempt in range(attempts):
-        try:
-            registry = _launch(kind, workdir, htpasswd)
-            break
-        except RuntimeError as exc:
-            # The port picked by free_port() may have been taken by someone else meanwhile.
-            if "address already in use" not in str(exc) or attempt == attempts - 1:
-                raise
+    registry = launch_on_free_port(lambda: _launch(kind, workdir, htpasswd))
     try:
         yield registry
     finally:
-        _stop(registry.process)
+        stop_process(registry.process)

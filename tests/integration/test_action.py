@@ -31,7 +31,6 @@ from .helpers import (
 )
 from .quirk_proxy import QuirkProxy, Quirks
 from .servers import tool
-from .tsa import TimestampServer, start_timestamp_server
 
 ARTIFACT = b"the build output\n"
 OWNER = "octo-org"
@@ -45,12 +44,6 @@ class Local:
     trust_config: Path
     trusted_root: Path
     document: dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampServer]:
-    with start_timestamp_server(tmp_path_factory.mktemp("tsa")) as server:
-        yield server
 
 
 @pytest.fixture
@@ -116,6 +109,17 @@ def _runner(
     (runner.workspace / "dist").mkdir()
     (runner.workspace / "dist" / "app.tar.gz").write_bytes(ARTIFACT)
     return runner
+
+
+def _artifacts_list(runner: ActionRunner, images: list[str]) -> None:
+    """The runner's artifacts list ($GITHUB_ARTIFACTS_LIST) naming these images."""
+    listing = runner.temp / "artifacts-list.json"
+    subjects = [
+        {"name": ref.rsplit("@", 1)[0], "digest": ref.rsplit("@", 1)[1], "kind": "oci"}
+        for ref in images
+    ]
+    listing.write_text(json.dumps({"version": 1, "subjects": subjects}))
+    runner.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
 
 
 def _inputs(kind: str, locals_: dict[str, Local], **more: str) -> dict[str, str]:
@@ -287,23 +291,7 @@ def test_pushes_to_several_images_on_different_registries(
         registry = registry_of(kind)
         images.append(push_image(registry.host, unique_repository(f"e2e-{kind}")))
     runner = _runner(tmp_path, issuer, locals_, "github", github)
-    listing = runner.temp / "artifacts-list.json"
-    listing.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "subjects": [
-                    {
-                        "name": image.rsplit("@", 1)[0],
-                        "digest": image.rsplit("@", 1)[1],
-                        "kind": "oci",
-                    }
-                    for image in images
-                ],
-            }
-        )
-    )
-    runner.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
+    _artifacts_list(runner, images)
 
     result = runner.run({"push-to-registry": "true"})
 
@@ -342,19 +330,7 @@ def test_one_failing_image_does_not_stop_the_others(tmp_path, github, issuer, lo
     good = push_image(registry.host, unique_repository("e2e-good"))
     missing = f"{registry.host}/{unique_repository('e2e-missing')}@sha256:{'0' * 64}"
     runner = _runner(tmp_path, issuer, locals_, "github", github)
-    listing = runner.temp / "artifacts-list.json"
-    listing.write_text(
-        json.dumps(
-            {
-                "version": 1,
-                "subjects": [
-                    {"name": ref.rsplit("@", 1)[0], "digest": ref.rsplit("@", 1)[1], "kind": "oci"}
-                    for ref in (missing, good)
-                ],
-            }
-        )
-    )
-    runner.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
+    _artifacts_list(runner, [missing, good])
 
     result = runner.run({"push-to-registry": "true"})
 
@@ -444,23 +420,7 @@ def test_many_images_in_one_run_share_each_registrys_client(
     with QuirkProxy(registry.url, Quirks()) as proxy:
         behind = [through(proxy, image) for image in images]
         runner = _runner(tmp_path, issuer, locals_, "github", github)
-        listing = runner.temp / "artifacts-list.json"
-        listing.write_text(
-            json.dumps(
-                {
-                    "version": 1,
-                    "subjects": [
-                        {
-                            "name": ref.rsplit("@", 1)[0],
-                            "digest": ref.rsplit("@", 1)[1],
-                            "kind": "oci",
-                        }
-                        for ref in behind
-                    ],
-                }
-            )
-        )
-        runner.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
+        _artifacts_list(runner, behind)
         result = runner.run({"push-to-registry": "true"})
         probes = [r.path for r in proxy.log if "/referrers/" in r.path]
         config_heads = [r for r in proxy.log if r.method == "HEAD" and "44136fa3" in r.path]

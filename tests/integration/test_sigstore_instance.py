@@ -54,7 +54,7 @@ from tests.fakes.oidc_issuer import FakeIssuer
 from tests.fakes.sigstore_instance import SigstoreInstance, der_utf8string, pae
 
 from .helpers import gh_binary, write_trusted_root
-from .tsa import TimestampServer, start_timestamp_server
+from .tsa import TimestampServer
 
 ARTIFACT = b"attest test artifact\n"
 OID = "1.3.6.1.4.1.57264.1"
@@ -80,12 +80,6 @@ def statement_bytes(artifact: bytes = ARTIFACT) -> bytes:
 
 
 # --- fixtures ---
-
-
-@pytest.fixture(scope="module")
-def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimestampServer]:
-    with start_timestamp_server(tmp_path_factory.mktemp("tsa")) as server:
-        yield server
 
 
 @pytest.fixture

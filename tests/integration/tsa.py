@@ -32,7 +32,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from .servers import free_port, tool
+from .servers import free_port, launch_on_free_port, stop_process, tool
 
 _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 5.0
@@ -135,16 +135,6 @@ def _metrics_port_lock() -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def _launch(binary: str, workdir: Path) -> TimestampServer:
     port = free_port()
     config = workdir / "timestamp-server.yaml"
@@ -196,7 +186,7 @@ def _launch(binary: str, workdir: Path) -> TimestampServer:
                 )
             time.sleep(0.05)
     except BaseException:
-        _stop(process)
+        stop_process(process)
         raise
 
 
@@ -210,16 +200,8 @@ def start_timestamp_server(workdir: Path) -> Iterator[TimestampServer]:
     binary = tool("timestamp-server")
     workdir.mkdir(parents=True, exist_ok=True)
     with _metrics_port_lock():
-        attempts = 3
-        for attempt in range(attempts):
-            try:
-                server = _launch(binary, workdir)
-                break
-            except RuntimeError as exc:
-                # The port from free_port() may have been taken meanwhile.
-                if "address already in use" not in str(exc) or attempt == attempts - 1:
-                    raise
+        server = launch_on_free_port(lambda: _launch(binary, workdir))
         try:
             yield server
         finally:
-            _stop(server.process)
+            stop_process(server.process)
