@@ -478,10 +478,67 @@ class _Root:
 def _roots_for(instance: Instance, documents: Sequence[bytes]) -> list[_Root]:
     if documents:
         return [_parse_root(d) for d in documents]
+    if instance.kind is InstanceKind.GITHUB:
+        # A GHE.com tenant's instance: the trust material its services publish.
+        return [_parse_root(_published_root(instance))]
     from sigstore.models import ClientTrustConfig
 
     # Public good: the root Sigstore's TUF repository serves now.
     return [_Root(None, ClientTrustConfig.production().trusted_root)]
+
+
+def _published_root(instance: Instance) -> bytes:
+    """A trusted root from Fulcio's ``/api/v2/trustBundle`` and each TSA's ``/certchain``
+    (what ``sigstore trust-instance`` records for an instance without a TUF repository)."""
+    session = _http.new_session()
+
+    def chain(url: str, pems: list[str]) -> dict[str, Any]:
+        certificates = [x509.load_pem_x509_certificate(p.encode()) for p in pems]
+        return {
+            "subject": {"organization": GITHUB_ORGANIZATION, "commonName": urlsplit(url).netloc},
+            "uri": url,
+            "certChain": {
+                "certificates": [
+                    {
+                        "rawBytes": base64.b64encode(
+                            c.public_bytes(serialization.Encoding.DER)
+                        ).decode()
+                    }
+                    for c in certificates
+                ]
+            },
+            "validFor": {"start": "1970-01-01T00:00:00Z"},
+        }
+
+    def get(url: str) -> requests.Response:
+        response = _http.send(session, "GET", url)
+        if response.status_code != 200:
+            raise SigningError(f"cannot read the trust material at {url}: {response.status_code}")
+        return response
+
+    try:
+        bundle = get(instance.fulcio_url.rstrip("/") + "/api/v2/trustBundle").json()
+        authorities = [chain(instance.fulcio_url, c["certificates"]) for c in bundle["chains"]]
+        timestamp_authorities = []
+        for url in instance.tsa_urls:
+            text = get(url.rstrip("/") + "/certchain").text
+            pems = [
+                "-----BEGIN CERTIFICATE-----" + part
+                for part in text.split("-----BEGIN CERTIFICATE-----")[1:]
+            ]
+            timestamp_authorities.append(chain(url, pems))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SigningError(
+            f"the {instance.display_name} publishes no usable trust material"
+        ) from exc
+    root = {
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": [],
+        "ctlogs": [],
+        "certificateAuthorities": authorities,
+        "timestampAuthorities": timestamp_authorities,
+    }
+    return json.dumps(root).encode()
 
 
 def _parse_root(document: bytes) -> _Root:
