@@ -196,15 +196,18 @@ class RegistryClient:
         self._known_blobs.add((repository, digest))
         return True
 
-    def push_blob(self, repository: str, data: bytes) -> str:
+    def push_blob(self, repository: str, data: bytes, *, force: bool = False) -> str:
         """Upload a blob unless the registry has it; returns its digest.
 
         distribution-spec "Pushing a blob monolithically": a single POST with
         ``?digest=`` completes the upload (201) where supported; otherwise (202) it opens
-        a session that we finish with a PUT to its Location.
+        a session that we finish with a PUT to its Location. ``force`` uploads even when
+        the registry says it has the blob.
         """
         digest = digest_of(data)
-        if self.blob_exists(repository, digest):
+        if force:
+            self._known_blobs.discard((repository, digest))
+        elif self.blob_exists(repository, digest):
             return digest
         uploads = f"/v2/{repository}/blobs/uploads/"
         octet = {"Content-Type": "application/octet-stream"}

@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from attest.oci.artifact import BundleArtifact
-from attest.oci.client import Manifest, RegistryClient
+from attest.oci.client import Manifest, PushedManifest, RegistryClient
 from attest.oci.descriptor import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -58,8 +58,15 @@ class Capability(enum.Enum):
 
 #: Confirmation reads of a fresh referrer, for registries that index asynchronously.
 _CONFIRM_DELAYS = (0.0, 0.1, 0.3, 0.6)
-#: Writes of the fallback index before giving up on a registry that keeps losing our entry.
-_FALLBACK_ATTEMPTS = 6
+#: Rounds (a read, maybe a write) before giving up on a fallback index that will not settle.
+_FALLBACK_ATTEMPTS = 16
+#: Consecutive reads holding every entry we saw, before the index counts as settled.
+_SETTLE_READS = 2
+#: Seconds between those reads: long enough for a concurrent read-modify-write to land.
+_SETTLE_PAUSE = (0.05, 0.15)
+_BACKOFF_CAP = 1.0
+#: Uploads of an artifact's blobs when the registry has not finished storing them yet.
+_BLOB_RACE_ATTEMPTS = 3
 
 
 class CapabilityCache:
@@ -199,11 +206,7 @@ class Referrers:
             )
         with self._subject_lock(client.host, repository, subject.digest):
             current = None if use_api else self._read_fallback(client, repository, subject)
-            for blob in artifact.blobs:
-                client.push_blob(repository, blob)
-            pushed = client.put_manifest(
-                repository, artifact.descriptor.digest, artifact.manifest, OCI_MANIFEST
-            )
+            pushed = self._push_artifact(client, repository, artifact)
             if pushed.oci_subject is not None:
                 _logger.debug(
                     "%s sent OCI-Subject %s (a hint only)", client.host, pushed.oci_subject
@@ -221,6 +224,29 @@ class Referrers:
             "api" if use_api else "tag",
             fallback,
         )
+
+    def _push_artifact(
+        self, client: RegistryClient, repository: str, artifact: BundleArtifact
+    ) -> PushedManifest:
+        """Blobs, then the manifest by digest.
+
+        distribution 2.8 answers a HEAD for a blob another writer is still committing with
+        200, then refuses the manifest with MANIFEST_BLOB_UNKNOWN (registries.md, appendix):
+        upload the blobs again and retry.
+        """
+        for attempt in range(_BLOB_RACE_ATTEMPTS):
+            for blob in artifact.blobs:
+                client.push_blob(repository, blob, force=attempt > 0)
+            try:
+                return client.put_manifest(
+                    repository, artifact.descriptor.digest, artifact.manifest, OCI_MANIFEST
+                )
+            except RegistryError as exc:
+                if "MANIFEST_BLOB_UNKNOWN" not in exc.codes or attempt + 1 == _BLOB_RACE_ATTEMPTS:
+                    raise
+                _logger.debug("manifest refused for a blob in flight; uploading again")
+                self._sleep(random.uniform(0.05, 0.2))
+        raise AssertionError("unreachable")
 
     def _confirm(
         self,
@@ -273,33 +299,57 @@ class Referrers:
         entry: Descriptor,
         current: _FallbackIndex | None,
     ) -> str:
-        """Merge our entry into the fallback index and make sure it stays there."""
+        """Merge our entry into the fallback index and make sure it, and every entry we saw
+        there, stays.
+
+        No registry examined enforces ``If-Match`` (registries.md §5.4), so concurrent
+        writers overwrite each other. Attaching only ever adds entries: each write puts back
+        every entry this writer has seen in any read, and we are done only after two
+        consecutive reads, a pause apart, hold all of them.
+        """
         tag = referrers_tag(subject.digest)
+        if current is not None and current.contains(entry.digest):
+            return tag  # already there: nothing written, nothing to settle
+        wanted: dict[str, Any] = {entry.digest: entry.to_json()}
+        clean_reads = 0
         for attempt in range(_FALLBACK_ATTEMPTS):
             if current is None:
                 current = self._read_fallback(client, repository, subject)
-            if current.contains(entry.digest):
-                return tag
-            data = current.merged(entry)
+            for seen in current.manifests:
+                if isinstance(seen, dict) and isinstance(seen.get("digest"), str):
+                    wanted.setdefault(seen["digest"], seen)
+            missing = [digest for digest in wanted if not current.contains(digest)]
+            if not missing:
+                clean_reads += 1
+                if clean_reads >= _SETTLE_READS:
+                    return tag
+                # A writer that read before our write may still be about to PUT.
+                self._sleep(random.uniform(*_SETTLE_PAUSE))
+                current = None
+                continue
+            clean_reads = 0
             try:
                 # "The client MAY use conditional HTTP requests to prevent overwriting a
                 # referrers list that has changed since it was first pulled."
-                client.put_manifest(repository, tag, data, OCI_INDEX, if_match=current.etag)
+                client.put_manifest(
+                    repository,
+                    tag,
+                    current.with_entries([wanted[d] for d in missing]),
+                    OCI_INDEX,
+                    if_match=current.etag,
+                )
             except RegistryError as exc:
                 if exc.status != 412:
                     raise
                 _logger.debug("fallback index changed under us (412); re-reading")
-            # No registry examined enforces If-Match: read back to see what really stuck.
-            current = self._read_fallback(client, repository, subject)
-            if current.contains(entry.digest):
-                return tag
-            self._sleep(random.uniform(0.05, 0.2 * 2**attempt))
+            self._sleep(random.uniform(0.0, min(_BACKOFF_CAP, 0.05 * 2**attempt)))
+            current = None
         raise RegistryError(
             "PUT",
             f"{client.base_url}/v2/{repository}/manifests/{tag}",
             None,
-            detail=f"the fallback index kept losing {entry.digest} "
-            f"after {_FALLBACK_ATTEMPTS} writes",
+            detail=f"the fallback index did not settle with {entry.digest} "
+            f"after {_FALLBACK_ATTEMPTS} rounds",
             hint="other writers are updating the same tag; retry the step",
         )
 
@@ -362,8 +412,12 @@ class _FallbackIndex:
         "artifactType MUST be set to the artifactType value in the pushed manifest" and
         "All annotations from the pushed manifest MUST be copied to this descriptor".
         """
+        return self.with_entries([entry.to_json()])
+
+    def with_entries(self, entries: list[Any]) -> bytes:
+        """The index with these entries appended after every existing one."""
         body = dict(self.body)
-        body["manifests"] = [*self.manifests, entry.to_json()]
+        body["manifests"] = [*self.manifests, *entries]
         return canonical_json(body)
 
     @classmethod
