@@ -171,6 +171,8 @@ class PushResult:
 def run(config: Config, workflow: Workflow) -> None:
     """The whole action: every check that can refuse the inputs runs before signing."""
     inputs, runtime = config.inputs, config.runtime
+    # Secrets are masked the moment they exist (the runner masks only its own secrets).
+    workflow.mask(inputs.registry_password)
     subjects = subjects_for(config, workflow)
     images = registry_images(config, subjects)
     instance = signing_instance(config)

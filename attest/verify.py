@@ -285,7 +285,10 @@ def _referrer_bundle(client: RegistryClient, repository: str, manifest_digest: s
     if isinstance(size, int) and size > _MAX_BUNDLE_BYTES:
         raise AttestError(f"the bundle layer is {size} bytes, more than {_MAX_BUNDLE_BYTES}")
     response = client.request(
-        "GET", f"/v2/{repository}/blobs/{layer_digest}", repository=repository
+        "GET",
+        f"/v2/{repository}/blobs/{layer_digest}",
+        repository=repository,
+        max_bytes=_MAX_BUNDLE_BYTES,
     )
     if response.status_code != 200:
         raise AttestError(f"fetching blob {layer_digest}: HTTP {response.status_code}")

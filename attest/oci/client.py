@@ -112,18 +112,23 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
         params: Mapping[str, str] | None = None,
+        max_bytes: int = MAX_MANIFEST_BYTES,
     ) -> requests.Response:
-        """Send one request with auth (answering one 401) and registry-safe redirects."""
+        """Send one request with auth (answering one 401) and registry-safe redirects.
+
+        The body is read up to ``max_bytes``: a hostile or broken registry cannot make us
+        hold more than that in memory.
+        """
         url = path_or_url if "://" in path_or_url else self.base_url + path_or_url
         if params:
             url = _add_query(url, params)
         authorization = self._auth.cached(repository, push=push)
-        response = self._send(method, url, headers, data, authorization)
+        response = self._send(method, url, headers, data, authorization, max_bytes)
         if response.status_code == 401:
             if authorization is not None:
                 self._auth.forget(repository, push=push)
             authorization = self._auth.answer(response, repository, push=push)
-            response = self._send(method, url, headers, data, authorization)
+            response = self._send(method, url, headers, data, authorization, max_bytes)
             if response.status_code == 401:
                 # Answered once already: more of the same will not help.
                 found = self._auth.has_credential(repository)
@@ -142,6 +147,7 @@ class RegistryClient:
         headers: Mapping[str, str] | None,
         data: bytes | None,
         authorization: str | None,
+        max_bytes: int,
     ) -> requests.Response:
         origin = _origin(self.base_url)
         for _ in range(_MAX_REDIRECTS + 1):
@@ -159,16 +165,21 @@ class RegistryClient:
                     data=data,
                     policy=self._policy,
                     timeout=self._timeout,
+                    stream=True,
                 )
+                location = response.headers.get("Location")
+                if response.status_code not in (301, 302, 303, 307, 308) or not location:
+                    _read_capped(response, max_bytes)
+                    with self._lock:
+                        self.request_count += 1
+                    return response
+                response.close()
             except requests.RequestException as exc:
                 raise RegistryError(
                     method, url, None, detail=f"cannot reach the registry: {exc}"
                 ) from exc
             with self._lock:
                 self.request_count += 1
-            location = response.headers.get("Location")
-            if response.status_code not in (301, 302, 303, 307, 308) or not location:
-                return response
             url = urljoin(url, location)
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method not in ("GET", "HEAD")
@@ -379,6 +390,32 @@ class RegistryClient:
         raise RegistryError.from_response(
             response, detail=f"more than {_MAX_REFERRER_PAGES} pages of referrers"
         )
+
+
+def _read_capped(response: requests.Response, limit: int) -> None:
+    """Read the body, refusing more than ``limit`` bytes (oras-go's MaxMetadataBytes)."""
+    if response.request.method == "HEAD":
+        return  # Content-Length describes the entity, and there is no body
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise RegistryError.from_response(
+            response, detail=f"the response is {declared} bytes, more than {limit} allowed"
+        )
+    chunks, total = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            response.close()
+            raise RegistryError(
+                response.request.method or "?",
+                response.url,
+                response.status_code,
+                detail=f"the response is larger than the {limit} bytes allowed",
+            )
+        chunks.append(chunk)
+    # The body is held from here on, as if requests had read it itself.
+    response._content = b"".join(chunks)
 
 
 def _referrers_page(response: requests.Response) -> ReferrersPage:

@@ -458,3 +458,36 @@ def test_the_container_contract_with_github_paths(tmp_path, github, issuer, loca
     assert (runner.temp / "created_attestation_paths.txt").read_text().splitlines() == [str(bundle)]
     assert "### Attestation Created" in result.summary
     assert result.outputs["attestation-url"].startswith("https://github.com/octo-org/octo-repo/")
+
+
+def test_no_secret_appears_anywhere_but_in_mask_commands(
+    tmp_path, github, issuer, locals_, registry_of
+):
+    registry = registry_of("olareg")
+    image = push_image(registry.host, unique_repository("secrets"))
+    password = "registry-pa55word-VALUE"
+    with QuirkProxy(registry.url, Quirks(bearer_auth=("ci-bot", password))) as proxy:
+        runner = _runner(tmp_path, issuer, locals_, "github", github)
+        _artifacts_list(runner, [through(proxy, image)])
+        runner.env["RUNNER_DEBUG"] = "1"  # debug logging on: still nothing leaks
+        result = runner.run(
+            {
+                "push-to-registry": "true",
+                "registry-username": "ci-bot",
+                "registry-password": password,
+            }
+        )
+        tokens_issued = [r for r in proxy.token_requests if r.get("outcome") == "granted"]
+    assert result.code == 0, result.stdout + result.stderr
+    assert tokens_issued
+    secrets = {password, github.token, issuer.request_token}
+    masked = set(result.of("add-mask"))
+    assert {password, github.token} <= masked
+    printed = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if not line.startswith("::add-mask::")
+    ]
+    everything = "\n".join(printed) + json.dumps(result.outputs) + result.summary
+    for secret in secrets | {m for m in masked if m.startswith("eyJ")}:
+        assert secret not in everything
