@@ -25,7 +25,7 @@ _logger = logging.getLogger(__name__)
 USER_AGENT = f"attest/{__version__} (python-requests/{requests.__version__})"
 
 #: Seconds to wait for a connection and then for each read; no request is ever sent without it.
-DEFAULT_TIMEOUT = (10.0, 60.0)
+DEFAULT_TIMEOUT = (5.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class RetryPolicy:
     the retries.
     """
 
-    attempts: int = 5
+    # 8 attempts: at a 15 % rate of hard failures (5xx, 429, resets) a request still fails
+    # only with probability 0.15**8 = 2.6e-7; the waits add up to about 12 s at most.
+    attempts: int = 8
     initial_wait: float = 0.2
     max_wait: float = 3.0
     max_retry_after: float = 30.0

@@ -18,6 +18,7 @@ import http.client
 import json
 import re
 import secrets
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from typing import Any, Self
 from tests.fakes.loopback import Service
 
 Fault = Callable[[str, str], tuple[int, dict[str, str], bytes] | None]
+#: A fault's status that resets the connection instead of answering.
+RESET = 0
 
 HOP_BY_HOP = frozenset(
     {
@@ -95,6 +98,7 @@ class Quirks:
     token_expires_after: int | None = None
     # Fault injection: called with (method, path with query) for every request reaching the
     # main listener, before auth and quirks; a non-None (status, headers, body) is sent instead.
+    # Status RESET closes the connection without any answer (a reset mid-request).
     faults: Fault | None = None
 
 
@@ -188,6 +192,11 @@ class _BaseHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, response: _Response) -> None:
+        if response.status == RESET:
+            # Drop the connection with nothing sent: the client sees a reset.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.send_response(response.status)
         has_length = False
         for key, value in response.headers:
