@@ -25,4 +25,3 @@ def test_unreachable_registry_is_one_line_without_traceback(tmp_path: Path):
     assert completed.stderr.count("\n") == 1
     assert completed.stderr.startswith(f"error: HEAD http://127.0.0.1:9/v2/app/manifests/{DIGEST}:")
     assert "cannot reach the registry" in completed.stderr
-
