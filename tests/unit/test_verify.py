@@ -496,7 +496,7 @@ class FakeClient:
         data = self.manifests.get(reference)
         return None if data is None else Manifest(data, OCI_MANIFEST, reference, None)
 
-    def request(self, method: str, path: str, *, repository: str) -> Any:
+    def request(self, method: str, path: str, *, repository: str, max_bytes: int = 0) -> Any:
         self.requests.append((method, path, repository))
         digest = path.rsplit("/", 1)[1]
         status, content = self.blobs.get(digest, (404, b""))
