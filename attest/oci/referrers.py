@@ -234,8 +234,13 @@ class Referrers:
         200, then refuses the manifest with MANIFEST_BLOB_UNKNOWN (registries.md, appendix):
         upload the blobs again and retry.
         """
+        bundle, *shared = artifact.blobs
         for attempt in range(_BLOB_RACE_ATTEMPTS):
-            for blob in artifact.blobs:
+            # A bundle is new with every signature: asking whether the registry has it
+            # first would cost a round trip that almost always answers no. The empty
+            # config is shared by every attestation: asking is worth it.
+            client.push_blob(repository, bundle, force=True)
+            for blob in shared:
                 client.push_blob(repository, blob, force=attempt > 0)
             try:
                 return client.put_manifest(

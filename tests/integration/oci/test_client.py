@@ -43,19 +43,34 @@ def test_support_is_detected_once_per_repository_in_a_run(registry_of, kind, mod
     repository = unique_repository("once")
     first = push_image(registry.host, repository, seed="1")
     second = push_image(registry.host, repository, seed="2")
-    bundle = PROVENANCE.read_bytes()
     with QuirkProxy(registry.url, Quirks()) as proxy, Registries() as registries:
         referrers = Referrers()
-        assert _attach(referrers, registries, through(proxy, first), bundle) == mode
+        assert (
+            _attach(referrers, registries, through(proxy, first), PROVENANCE.read_bytes()) == mode
+        )
         mark = len(proxy.log)
-        assert _attach(referrers, registries, through(proxy, second), bundle) == mode
-        later = [f"{r.method} {r.path}" for r in proxy.log[mark:]]
-    # Known support, known blobs: no probe, no blob requests.
-    assert not any("/referrers/" in r or "/blobs/" in r for r in later)
-    # Resolve the subject, push the manifest, and for the tag: read, write, read back twice
-    # (the second read, a pause later, catches a concurrent writer's overwrite).
-    expected = ["HEAD", "PUT"] if mode == "api" else ["HEAD", "GET", "PUT", "PUT", "GET", "GET"]
-    assert [r.split()[0] for r in later] == expected
+        other = CUSTOM_ISSUER.read_bytes()
+        assert _attach(referrers, registries, through(proxy, second), other) == mode
+        later = [f"{r.method} {r.path.split('?')[0]}" for r in proxy.log[mark:]]
+    # Known support: no probe; the shared empty config is known: no blob HEAD.
+    assert not any("/referrers/" in r for r in later)
+    assert not any(r.startswith("HEAD") and "/blobs/" in r for r in later)
+    if mode == "api":
+        # Resolve the subject, upload the bundle in one POST, push the manifest: 3 requests.
+        assert [r.split()[0] for r in later] == ["HEAD", "POST", "PUT"]
+    else:
+        # The same, the upload in two steps, then the tag: read, write, read back twice
+        # (the second read, a pause later, catches a concurrent writer's overwrite): 8.
+        assert [r.split()[0] for r in later] == [
+            "HEAD",
+            "GET",
+            "POST",
+            "PUT",
+            "PUT",
+            "PUT",
+            "GET",
+            "GET",
+        ]
 
 
 def test_blob_uploads_use_one_post_where_the_registry_completes_it(registry_of):
