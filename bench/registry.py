@@ -1,0 +1,148 @@
+"""Registry round trips and wall time per attach: attest vs GitHub's @sigstore/oci 0.7.2 and
+`oras attach`, side by side on the same local registries, plus a 100-attach batch.
+
+    make bench-registry      (or: python bench/registry.py [--batch 100])
+
+Needs the Go tools (scripts/install-tools.sh), Debian's docker-registry, and
+`npm install` in bench/node. Requests are counted by a pass-through proxy in front of each
+registry. @sigstore/oci keeps nothing between calls, so each of its attaches is "cold";
+attest's "warm" attach reuses one client per registry, as a run with several images does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from attest.oci.artifact import bundle_artifact  # noqa: E402
+from attest.oci.client import Registries  # noqa: E402
+from attest.oci.reference import Reference  # noqa: E402
+from attest.oci.referrers import Referrers  # noqa: E402
+from tests.integration.helpers import push_image, through  # noqa: E402
+from tests.integration.oci.test_concurrency import _bundles  # noqa: E402
+from tests.integration.quirk_proxy import QuirkProxy, Quirks  # noqa: E402
+from tests.integration.servers import start_registry, tool  # noqa: E402
+
+NODE = ROOT / "bench" / "node"
+BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def _measure(proxy: QuirkProxy, action: Callable[[], object]) -> tuple[int, float]:
+    mark = len(proxy.log)
+    started = time.perf_counter()
+    action()
+    return len(proxy.log) - mark, time.perf_counter() - started
+
+
+def _ours(registries: Registries, referrers: Referrers, image: str, bundle: Path) -> None:
+    reference = Reference.parse(image)
+    data = bundle.read_bytes()
+    referrers.attach(
+        registries.client(reference.api_host), reference, lambda s: bundle_artifact(data, s)
+    )
+
+
+def _node(image: str, bundles: list[Path]) -> float:
+    name, digest = image.rsplit("@", 1)
+    completed = subprocess.run(
+        ["node", str(NODE / "attach.mjs"), name, digest, *map(str, bundles)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=NODE,
+    )
+    return float(json.loads(completed.stdout.splitlines()[-1])["seconds"])
+
+
+def _oras(image: str, bundle: Path, home: Path) -> None:
+    subprocess.run(
+        [
+            tool("oras"),
+            "attach",
+            "--plain-http",
+            "--artifact-type",
+            BUNDLE_TYPE,
+            image,
+            f"{bundle.name}:{BUNDLE_TYPE}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=bundle.parent,
+        env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def _one_registry(
+    label: str, proxy: QuirkProxy, images: list[str], bundles: list[Path], work: Path, batch: int
+) -> tuple[object, ...]:
+    with Registries() as registries:
+        referrers = Referrers()
+        cold = _measure(proxy, lambda: _ours(registries, referrers, images[0], bundles[0]))
+        warm = _measure(proxy, lambda: _ours(registries, referrers, images[0], bundles[1]))
+    anchor = _measure(proxy, lambda: _node(images[1], [bundles[2]]))
+    anchor_again = _measure(proxy, lambda: _node(images[1], [bundles[3]]))
+    oras = _measure(proxy, lambda: _oras(images[2], bundles[4], work))
+
+    many = bundles[8 : 8 + batch]
+    with Registries() as registries:
+        referrers = Referrers()
+        ours_batch = _measure(
+            proxy, lambda: [_ours(registries, referrers, images[3], b) for b in many]
+        )
+    anchor_seconds: list[float] = []
+    anchor_batch = _measure(proxy, lambda: anchor_seconds.append(_node(images[4], many)))
+    print(f"\n{label}: {batch} attaches to one image, one process each side")
+    print(
+        f"  attest        {ours_batch[1]:6.2f} s  {ours_batch[0] / batch:5.1f} requests/attach"
+        f"  {batch / ours_batch[1]:6.1f} attaches/s"
+    )
+    print(
+        f"  @sigstore/oci {anchor_seconds[0]:6.2f} s  {anchor_batch[0] / batch:5.1f} "
+        f"requests/attach  {batch / anchor_seconds[0]:6.1f} attaches/s"
+    )
+    print(f"  throughput ratio attest/@sigstore/oci: {anchor_seconds[0] / ours_batch[1]:.2f}x")
+    return (label, cold, warm, anchor, anchor_again, oras)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=100)
+    batch = parser.parse_args().batch
+    if not (NODE / "node_modules" / "@sigstore" / "oci").is_dir():
+        subprocess.run(["npm", "install", "--silent"], cwd=NODE, check=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        bundles = _bundles(work, batch + 8)
+        for kind, label in (
+            ("olareg", "API registry (olareg)"),
+            ("distribution", "no-API registry (distribution 2.8.2)"),
+        ):
+            with (
+                start_registry(kind, work / kind) as registry,
+                QuirkProxy(registry.url, Quirks()) as proxy,
+            ):
+                images = [
+                    through(proxy, push_image(registry.host, f"bench/{kind}{n}")) for n in range(5)
+                ]
+                rows.append(_one_registry(label, proxy, images, bundles, work, batch))
+    print("\nrequests (wall ms) per attach")
+    print("registry | attest cold | attest warm | @sigstore/oci | @sigstore/oci 2nd | oras attach")
+    for label, *measured in rows:
+        cells = [f"{n} ({s * 1000:.0f})" for n, s in measured]  # type: ignore[misc]
+        print(" | ".join([str(label), *cells]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
