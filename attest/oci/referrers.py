@@ -59,9 +59,11 @@ class Capability(enum.Enum):
 #: Confirmation reads of a fresh referrer, for registries that index asynchronously.
 _CONFIRM_DELAYS = (0.0, 0.1, 0.3, 0.6)
 #: Rounds (a read, maybe a write) before giving up on a fallback index that will not settle.
-_FALLBACK_ATTEMPTS = 16
-#: Consecutive reads holding every entry we saw, before the index counts as settled.
+_FALLBACK_ATTEMPTS = 24
+#: Consecutive reads holding every entry we saw, before the index counts as settled: alone,
+#: and when other writers showed up (then the pauses double: about 1.5 s of watching).
 _SETTLE_READS = 2
+_SETTLE_READS_CONTENDED = 5
 #: Seconds between those reads: long enough for a concurrent read-modify-write to land.
 _SETTLE_PAUSE = (0.05, 0.15)
 _BACKOFF_CAP = 1.0
@@ -317,21 +319,29 @@ class Referrers:
             return tag  # already there: nothing written, nothing to settle
         wanted: dict[str, Any] = {entry.digest: entry.to_json()}
         clean_reads = 0
+        contended = False
         for attempt in range(_FALLBACK_ATTEMPTS):
             if current is None:
                 current = self._read_fallback(client, repository, subject)
             for seen in current.manifests:
                 if isinstance(seen, dict) and isinstance(seen.get("digest"), str):
+                    if seen["digest"] not in wanted and attempt > 0:
+                        contended = True  # someone else is writing this index right now
                     wanted.setdefault(seen["digest"], seen)
             missing = [digest for digest in wanted if not current.contains(digest)]
             if not missing:
                 clean_reads += 1
-                if clean_reads >= _SETTLE_READS:
+                # Alone, one more read a moment later suffices; with other writers about,
+                # keep watching long enough for a slow read-modify-write to land.
+                if clean_reads >= (_SETTLE_READS_CONTENDED if contended else _SETTLE_READS):
                     return tag
-                # A writer that read before our write may still be about to PUT.
-                self._sleep(random.uniform(*_SETTLE_PAUSE))
+                low, high = _SETTLE_PAUSE
+                growth = 2 ** (clean_reads - 1) if contended else 1
+                self._sleep(random.uniform(low * growth, high * growth))
                 current = None
                 continue
+            if attempt > 0:
+                contended = True  # an entry we had seen (ours included) was overwritten
             clean_reads = 0
             try:
                 # "The client MAY use conditional HTTP requests to prevent overwriting a
