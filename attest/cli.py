@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -25,9 +25,10 @@ from attest.config import (
 from attest.errors import AttestError, UsageError
 from attest.github import Workflow, escape_data
 from attest.identity import IdentityPolicy
-from attest.oci.artifact import bundle_artifact
+from attest.oci.artifact import BundleArtifact, bundle_artifact
 from attest.oci.client import Registries
 from attest.oci.credentials import ANY_REGISTRY, Credential, CredentialSources
+from attest.oci.descriptor import Descriptor
 from attest.oci.reference import Reference
 from attest.oci.referrers import Referrers
 from attest.run import run, statement_for, token_source
@@ -65,7 +66,14 @@ def _parser() -> argparse.ArgumentParser:
         "attach", parents=[registry], help="store a Sigstore bundle as a referrer of an image"
     )
     attach.add_argument("image", metavar="IMAGE@DIGEST")
-    attach.add_argument("--bundle", required=True, type=Path, metavar="FILE")
+    attach.add_argument(
+        "--bundle",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        action="append",
+        help="repeat to attach several bundles with one index update",
+    )
     attach.add_argument(
         "--referrers-mode",
         default="auto",
@@ -187,20 +195,31 @@ def _registry_config(
 
 
 def _attach(args: argparse.Namespace, config: RegistryConfig, image: Reference) -> Any:
-    try:
-        bundle = args.bundle.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--bundle {args.bundle}: {exc.strerror or exc}") from exc
+    builds = []
+    for path in args.bundle:
+        try:
+            bundle = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--bundle {path}: {exc.strerror or exc}") from exc
+        # Each bundle is checked now: a bad one stops the command before anything is written.
+        bundle_artifact(bundle, _NO_SUBJECT, source=f"--bundle {path}")
+        builds.append(_builder(bundle, f"--bundle {path}"))
     with Registries(
         plain_http_hosts=config.plain_http_hosts, credentials=config.credential_store()
     ) as registries:
-        result = Referrers().attach(
-            registries.client(image.api_host),
-            image,
-            lambda subject: bundle_artifact(bundle, subject, source=f"--bundle {args.bundle}"),
-            mode=config.referrers_mode,
+        results = Referrers().attach_all(
+            registries.client(image.api_host), image, builds, mode=config.referrers_mode
         )
-    return result.to_json()
+    outputs = [result.to_json() for result in results]
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+#: A placeholder subject for checking a bundle before the registry is asked for the real one.
+_NO_SUBJECT = Descriptor("application/vnd.oci.image.manifest.v1+json", "sha256:" + "0" * 64, 0)
+
+
+def _builder(bundle: bytes, source: str) -> Callable[[Descriptor], BundleArtifact]:
+    return lambda subject: bundle_artifact(bundle, subject, source=source)
 
 
 def _referrers(args: argparse.Namespace, config: RegistryConfig, image: Reference) -> Any:

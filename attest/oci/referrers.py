@@ -15,7 +15,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +70,8 @@ _SETTLE_PAUSE = (0.05, 0.15)
 _BACKOFF_CAP = 1.0
 #: Uploads of an artifact's blobs when the registry has not finished storing them yet.
 _BLOB_RACE_ATTEMPTS = 3
+#: Artifacts of one batch pushed at once.
+_PUSH_WORKERS = 4
 
 
 class CapabilityCache:
@@ -183,14 +186,25 @@ class Referrers:
         *,
         mode: ReferrersMode = ReferrersMode.AUTO,
     ) -> AttachResult:
-        """Push the artifact ``build`` makes for the image's real descriptor, as a referrer.
+        """Push the artifact ``build`` makes for the image's real descriptor, as a referrer."""
+        return self.attach_all(client, image, [build], mode=mode)[0]
+
+    def attach_all(
+        self,
+        client: RegistryClient,
+        image: Reference,
+        builds: Sequence[Callable[[Descriptor], BundleArtifact]],
+        *,
+        mode: ReferrersMode = ReferrersMode.AUTO,
+    ) -> list[AttachResult]:
+        """Push several artifacts for one image; on a fallback registry, one index update.
 
         Checks that can refuse the write (no API in api mode, a fallback tag we must not
         overwrite) run before anything is written.
         """
         repository = image.repository
         subject = client.resolve(repository, image.digest or image.tag or "latest")
-        artifact = build(subject)
+        artifacts = [build(subject) for build in builds]
         known = self.capabilities.get(client.host, repository)
         if mode is ReferrersMode.TAG:
             use_api = False
@@ -208,24 +222,30 @@ class Referrers:
             )
         with self._subject_lock(client.host, repository, subject.digest):
             current = None if use_api else self._read_fallback(client, repository, subject)
-            pushed = self._push_artifact(client, repository, artifact)
-            if pushed.oci_subject is not None:
-                _logger.debug(
-                    "%s sent OCI-Subject %s (a hint only)", client.host, pushed.oci_subject
+            # A few at a time: the uploads are independent, the round trips add up.
+            with ThreadPoolExecutor(max_workers=min(_PUSH_WORKERS, len(artifacts))) as pool:
+                pushed = list(
+                    pool.map(lambda a: self._push_artifact(client, repository, a), artifacts)
                 )
+            for manifest in pushed:
+                if manifest.oci_subject is not None:
+                    _logger.debug("OCI-Subject %s (a hint only)", manifest.oci_subject)
             if use_api and known is Capability.UNKNOWN:
-                use_api = self._confirm(client, repository, subject, artifact, mode)
+                use_api = self._confirm(client, repository, subject, artifacts[0], mode)
             fallback = None
             if not use_api:
                 fallback = self._update_fallback(
-                    client, repository, subject, artifact.descriptor, current
+                    client, repository, subject, [a.descriptor for a in artifacts], current
                 )
-        return AttachResult(
-            image.with_digest(subject.digest),
-            artifact.descriptor.digest,
-            "api" if use_api else "tag",
-            fallback,
-        )
+        return [
+            AttachResult(
+                image.with_digest(subject.digest),
+                artifact.descriptor.digest,
+                "api" if use_api else "tag",
+                fallback,
+            )
+            for artifact in artifacts
+        ]
 
     def _push_artifact(
         self, client: RegistryClient, repository: str, artifact: BundleArtifact
@@ -303,7 +323,7 @@ class Referrers:
         client: RegistryClient,
         repository: str,
         subject: Descriptor,
-        entry: Descriptor,
+        entries: Sequence[Descriptor],
         current: _FallbackIndex | None,
     ) -> str:
         """Merge our entry into the fallback index and make sure it, and every entry we saw
@@ -315,9 +335,9 @@ class Referrers:
         consecutive reads, a pause apart, hold all of them.
         """
         tag = referrers_tag(subject.digest)
-        if current is not None and current.contains(entry.digest):
+        if current is not None and all(current.contains(e.digest) for e in entries):
             return tag  # already there: nothing written, nothing to settle
-        wanted: dict[str, Any] = {entry.digest: entry.to_json()}
+        wanted: dict[str, Any] = {e.digest: e.to_json() for e in entries}
         clean_reads = 0
         contended = False
         for attempt in range(_FALLBACK_ATTEMPTS):
@@ -363,7 +383,7 @@ class Referrers:
             "PUT",
             f"{client.base_url}/v2/{repository}/manifests/{tag}",
             None,
-            detail=f"the fallback index did not settle with {entry.digest} "
+            detail=f"the fallback index did not settle with {entries[0].digest} "
             f"after {_FALLBACK_ATTEMPTS} rounds",
             hint="other writers are updating the same tag; retry the step",
         )

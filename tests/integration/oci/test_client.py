@@ -189,3 +189,33 @@ def test_three_bundles_in_one_run_share_one_fallback_index(registry_of):
             assert _attach(referrers, registries, image, bundle.read_bytes()) == "tag"
     listed = run_attest("referrers", image).json()
     assert len(listed) == 3
+
+
+@pytest.mark.parametrize(("kind", "mode"), [("olareg", "api"), ("distribution", "tag")])
+def test_batch_attach_updates_the_fallback_index_once(registry_of, kind, mode):
+    registry = registry_of(kind)
+    image = push_image(registry.host, unique_repository("batch"))
+    bundles = [PROVENANCE, CUSTOM_ISSUER, PROVENANCE_PRIVATE]
+    with QuirkProxy(registry.url, Quirks()) as proxy:
+        args = [arg for b in bundles for arg in ("--bundle", str(b))]
+        results = run_attest("attach", through(proxy, image), *args).json()
+        tag_writes = [r for r in proxy.log if r.method == "PUT" and "/manifests/sha256-" in r.path]
+    assert [r["mode"] for r in results] == [mode] * 3
+    assert len(tag_writes) == (1 if mode == "tag" else 0)
+    listed = {d["digest"] for d in run_attest("referrers", image).json()}
+    assert listed == {r["manifest_digest"] for r in results}
+
+
+def test_batch_attach_checks_every_bundle_before_writing(registry_of, tmp_path):
+    registry = registry_of("distribution")
+    image = push_image(registry.host, unique_repository("batchbad"))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    with QuirkProxy(registry.url, Quirks()) as proxy:
+        result = run_attest(
+            "attach", through(proxy, image), "--bundle", str(PROVENANCE), "--bundle", str(broken)
+        )
+        writes = [r for r in proxy.log if r.method in ("PUT", "POST")]
+    assert result.code == 1
+    assert f"--bundle {broken}" in result.stderr
+    assert writes == []
