@@ -71,7 +71,7 @@ _BACKOFF_CAP = 1.0
 #: Uploads of an artifact's blobs when the registry has not finished storing them yet.
 _BLOB_RACE_ATTEMPTS = 3
 #: Artifacts of one batch pushed at once.
-_PUSH_WORKERS = 4
+_PUSH_WORKERS = 8
 
 
 class CapabilityCache:
