@@ -25,6 +25,7 @@ from attest.config import (
 from attest.errors import AttestError, UsageError
 from attest.github import Workflow, escape_data
 from attest.identity import IdentityPolicy
+from attest.oci import cleanup
 from attest.oci.artifact import BundleArtifact, bundle_artifact
 from attest.oci.client import Registries
 from attest.oci.credentials import ANY_REGISTRY, Credential, CredentialSources
@@ -86,6 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     referrers.add_argument("image", metavar="IMAGE@DIGEST")
     referrers.add_argument("--artifact-type", metavar="TYPE")
+
+    cleanup = commands.add_parser(
+        "cleanup",
+        parents=[registry],
+        help="plan (or --apply) removal of orphaned fallback tags, dangling entries, and the "
+        "migration of fallback tags to the referrers API",
+    )
+    cleanup.add_argument("repository", metavar="REGISTRY/REPOSITORY")
+    cleanup.add_argument("--apply", action="store_true", help="act on the plan (default: dry run)")
 
     verify = commands.add_parser(
         "verify",
@@ -231,6 +241,30 @@ def _referrers(args: argparse.Namespace, config: RegistryConfig, image: Referenc
         )
 
 
+def _cleanup(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> Any:
+    target = Reference.parse(args.repository)
+    if target.tag or target.digest:
+        raise UsageError(f"cleanup: {args.repository!r} must name a repository, not an image")
+    registry_config = _registry_config(args, target, environ, stdin)
+    with Registries(
+        plain_http_hosts=registry_config.plain_http_hosts,
+        credentials=registry_config.credential_store(),
+    ) as registries:
+        client = registries.client(target.api_host)
+        planned = cleanup.plan(client, target.repository, Referrers())
+        if args.apply:
+            planned = cleanup.apply(client, target.repository, planned)
+    # The readable table on stderr, the plan as JSON on stdout.
+    verb = "applied" if args.apply else "planned (dry run; --apply to act)"
+    sys.stderr.write(f"{len(planned.actions)} action(s) {verb} in {planned.repository}\n")
+    for action in planned.actions:
+        status = action.outcome or "-"
+        sys.stderr.write(f"  {action.kind:24} {action.tag[:20]}…  {action.reason}  [{status}]\n")
+    for tag, why in planned.kept.items():
+        sys.stderr.write(f"  {'kept':24} {tag[:20]}…  {why}\n")
+    return planned.to_json()
+
+
 def _verify(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> Any:
     image, artifact = args.image, args.artifact
     targets = list(args.targets)
@@ -319,7 +353,9 @@ def _main(argv: Sequence[str] | None, environ: Mapping[str, str], in_actions: bo
         args = _parser().parse_args(argv)
         if args.verbose or environ.get("RUNNER_DEBUG") == "1":
             _logger.setLevel(logging.DEBUG)
-        if args.command == "verify":
+        if args.command == "cleanup":
+            result = _cleanup(args, environ, sys.stdin)
+        elif args.command == "verify":
             result = _verify(args, environ, sys.stdin)
         elif args.command in ("statement", "run"):
             config = _config(args, environ, sys.stdin)

@@ -356,6 +356,60 @@ class RegistryClient:
             )
         return PushedManifest(digest, response.headers.get("OCI-Subject"))
 
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The digest a tag or digest resolves to, or None when there is no such manifest."""
+        response = self.request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{reference}",
+            repository=repository,
+            headers={"Accept": ", ".join(MANIFEST_MEDIA_TYPES)},
+        )
+        if response.status_code == 404:
+            return None
+        self._check(response, (200,))
+        digest = response.headers.get("Docker-Content-Digest")
+        if digest:
+            return digest
+        manifest = self.get_manifest(repository, reference)
+        return None if manifest is None else manifest.digest
+
+    def delete_manifest(self, repository: str, reference: str) -> str:
+        """DELETE a manifest by tag or digest: "deleted", "absent", or "unsupported".
+
+        distribution-spec "Deleting tags": 202 on success, 400 or 405 when tag deletion is
+        disabled (distribution 2.8 answers 400 DIGEST_INVALID for a tag).
+        """
+        response = self.request(
+            "DELETE", f"/v2/{repository}/manifests/{reference}", repository=repository, push=True
+        )
+        if response.status_code in (400, 405):
+            return "unsupported"
+        if response.status_code == 404:
+            return "absent"
+        self._check(response, (202, 200, 204))
+        return "deleted"
+
+    def tags(self, repository: str) -> list[str]:
+        """Every tag of the repository, following ``Link`` pagination."""
+        found: list[str] = []
+        url = f"/v2/{repository}/tags/list"
+        for _ in range(_MAX_REFERRER_PAGES * 10):
+            response = self.request("GET", url, repository=repository)
+            if response.status_code == 404:
+                return found
+            self._check(response, (200,))
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise RegistryError.from_response(response, detail="tag list is not JSON") from exc
+            tags = body.get("tags") if isinstance(body, dict) else None
+            found += [t for t in tags or [] if isinstance(t, str)]
+            next_link = response.links.get("next", {}).get("url")
+            if not next_link:
+                return found
+            url = urljoin(response.url, next_link)
+        raise RegistryError.from_response(response, detail="too many pages of tags")
+
     # -- referrers -------------------------------------------------------------------------
 
     def referrers_response(
