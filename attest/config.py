@@ -39,6 +39,8 @@ INPUT_DEFAULTS: dict[str, str] = {
     "registry-username": "",
     "registry-password": "",
     "plain-http-registries": "",
+    "cleanup": "",
+    "cleanup-apply": "false",
 }
 
 _TRUE = frozenset({"true", "True", "TRUE"})
@@ -92,6 +94,9 @@ class Inputs:
     registry_username: str = ""
     registry_password: str = field(default="", repr=False)
     plain_http_registries: frozenset[str] = frozenset()
+    #: Repositories (REGISTRY/REPOSITORY) to clean up instead of attesting.
+    cleanup: tuple[str, ...] = ()
+    cleanup_apply: bool = False
 
     @property
     def mode(self) -> Mode:
@@ -137,6 +142,8 @@ class Inputs:
             plain_http_registries=parse_plain_http_hosts(
                 [values["plain-http-registries"]], name="plain-http-registries"
             ),
+            cleanup=tuple(values["cleanup"].replace(",", "\n").split()),
+            cleanup_apply=parse_bool("cleanup-apply", text["cleanup-apply"], False),
         )
         inputs._check()
         return inputs
@@ -154,6 +161,19 @@ class Inputs:
             raise UsageError("Only one of predicate-path or predicate may be provided")
         if self.predicate_type and not (self.predicate or self.predicate_path):
             raise UsageError("One of predicate-path or predicate must be provided")
+        if self.cleanup and (
+            self.subject_path
+            or self.subject_digest
+            or self.subject_checksums
+            or self.sbom_path
+            or self.predicate_type
+            or self.push_to_registry
+        ):
+            raise UsageError(
+                "cleanup runs on its own: leave out the subject, predicate and push inputs"
+            )
+        if self.cleanup_apply and not self.cleanup:
+            raise UsageError("cleanup-apply needs cleanup (the repositories to clean up)")
         if bool(self.registry_username) != bool(self.registry_password):
             raise UsageError("registry-username and registry-password must be given together")
 

@@ -18,6 +18,7 @@ from attest.errors import AttestError, UsageError
 from attest.github import Workflow, host_path
 from attest.github_api import GitHubAPI, api_base
 from attest.identity import IdentityPolicy
+from attest.oci import cleanup
 from attest.oci.artifact import bundle_artifact
 from attest.oci.client import Registries
 from attest.oci.reference import Reference
@@ -168,9 +169,53 @@ class PushResult:
     mode: str
 
 
+def run_cleanup(config: Config, workflow: Workflow) -> None:
+    """The cleanup mode: plan (and with cleanup-apply, act) for each repository."""
+    targets = []
+    for text in config.inputs.cleanup:
+        target = Reference.parse(text)
+        if target.tag or target.digest:
+            raise UsageError(f"cleanup: {text!r} must name a repository, not an image")
+        targets.append(target)
+    registry = config.registry
+    plans = []
+    with Registries(
+        plain_http_hosts=registry.plain_http_hosts, credentials=registry.credential_store()
+    ) as registries:
+        for target in targets:
+            client = registries.client(target.api_host)
+            planned = cleanup.plan(client, target.repository, Referrers())
+            if config.inputs.cleanup_apply:
+                planned = cleanup.apply(client, target.repository, planned)
+            plans.append(planned)
+    workflow.set_output("cleanup-plan", json.dumps([p.to_json() for p in plans]))
+    verb = "Cleanup applied" if config.inputs.cleanup_apply else "Cleanup plan (dry run)"
+    lines = [
+        f"### {verb}",
+        "",
+        "| Repository | Tag | Action | Reason | Outcome |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for planned in plans:
+        for action in planned.actions:
+            lines.append(
+                f"| `{planned.repository}` | `{action.tag}` | {action.kind} | "
+                f"{_cell(action.reason)} | {_cell(action.outcome or 'planned')} |"
+            )
+    if config.inputs.show_summary:
+        workflow.summary("\n".join(lines) + "\n")
+    failed = [a for p in plans for a in p.actions if a.outcome.startswith("failed")]
+    if failed:
+        raise AttestError(f"{len(failed)} cleanup action(s) failed: {failed[0].outcome}")
+
+
 def run(config: Config, workflow: Workflow) -> None:
     """The whole action: every check that can refuse the inputs runs before signing."""
     inputs, runtime = config.inputs, config.runtime
+    if inputs.cleanup:
+        workflow.mask(inputs.registry_password)
+        run_cleanup(config, workflow)
+        return
     # Secrets are masked the moment they exist (the runner masks only its own secrets).
     workflow.mask(inputs.registry_password)
     subjects = subjects_for(config, workflow)

@@ -27,6 +27,7 @@ def test_action_yml_outputs_are_the_anchors_plus_ours():
         "storage-record-ids",
         "attestation-manifest-digests",
         "referrers-modes",
+        "cleanup-plan",
     ]
     assert ACTION["runs"]["using"] == "docker"
 

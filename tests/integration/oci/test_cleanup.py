@@ -139,3 +139,40 @@ def test_cleanup_migrates_fallback_tags_when_the_registry_serves_the_api(registr
     # Every referrer the tag held is still found, now through the API alone.
     listed = {d["digest"] for d in run_attest("referrers", image).json()}
     assert listed == entries
+
+
+def test_cleanup_as_the_action_runs_it(registry_of, tmp_path):
+    from ..action_runner import ActionRunner
+
+    registry = registry_of("distribution")
+    host, repository = registry.host, unique_repository("action-cleanup")
+    orphan = push_image(host, repository, seed="orphan")
+    _attach_tag_mode(orphan, PROVENANCE)
+    RegistryClient(host).delete_manifest(repository, orphan.rsplit("@", 1)[1])
+    orphan_tag = referrers_tag(orphan.rsplit("@", 1)[1])
+    before = _state(host, repository)
+    runner = ActionRunner(tmp_path)
+
+    dry = runner.run({"cleanup": f"{host}/{repository}"})
+
+    assert dry.code == 0, dry.stdout + dry.stderr
+    assert _state(host, repository) == before
+    (plan,) = json.loads(dry.outputs["cleanup-plan"])
+    assert [a["action"] for a in plan["actions"]] == ["delete-orphaned-tag"]
+    assert "### Cleanup plan (dry run)" in dry.summary and orphan_tag in dry.summary
+
+    applied = runner.run({"cleanup": f"{host}/{repository}", "cleanup-apply": "true"})
+
+    assert applied.code == 0, applied.stdout + applied.stderr
+    assert orphan_tag not in _state(host, repository)
+    assert "### Cleanup applied" in applied.summary
+
+
+def test_cleanup_is_not_combined_with_attesting(tmp_path):
+    from ..action_runner import ActionRunner
+
+    result = ActionRunner(tmp_path).run({"cleanup": "ghcr.io/o/app", "subject-path": "x"})
+    assert result.code == 1
+    assert result.errors == [
+        "cleanup runs on its own: leave out the subject, predicate and push inputs"
+    ]
