@@ -263,15 +263,25 @@ class RegistryClient:
         The subject of a referrer must be the image's real descriptor: its media type
         and size come from the registry, not from the user's input.
         """
+        descriptor = self.describe(repository, reference)
+        if descriptor is None:
+            raise RegistryError(
+                "HEAD",
+                f"{self.base_url}/v2/{repository}/manifests/{reference}",
+                404,
+                detail=f"{reference} not found in {self.host}/{repository}",
+                hint="push the image before attesting it, and check the name and digest",
+            )
+        return descriptor
+
+    def describe(self, repository: str, reference: str) -> Descriptor | None:
+        """A manifest's descriptor from a HEAD (a GET where HEAD leaves headers out), or None
+        when the registry has no manifest by that reference."""
         path = f"/v2/{repository}/manifests/{reference}"
         accept = {"Accept": ", ".join(MANIFEST_MEDIA_TYPES)}
         response = self.request("HEAD", path, repository=repository, headers=accept)
         if response.status_code == 404:
-            raise RegistryError.from_response(
-                response,
-                detail=f"{reference} not found in {self.host}/{repository}",
-                hint="push the image before attesting it, and check the name and digest",
-            )
+            return None
         self._check(response, (200,))
         media_type = media_type_of(response.headers.get("Content-Type"))
         digest = response.headers.get("Docker-Content-Digest")
@@ -282,11 +292,8 @@ class RegistryClient:
                     response, detail=f"registry answered for {digest}, not {reference}"
                 )
             return Descriptor(media_type, digest, int(size))
-        # Some registries leave headers out of HEAD replies: read the manifest itself.
         manifest = self.get_manifest(repository, reference)
-        if manifest is None:
-            raise RegistryError.from_response(response, detail=f"{reference} disappeared")
-        return manifest.descriptor
+        return None if manifest is None else manifest.descriptor
 
     def get_manifest(
         self,
@@ -358,20 +365,8 @@ class RegistryClient:
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The digest a tag or digest resolves to, or None when there is no such manifest."""
-        response = self.request(
-            "HEAD",
-            f"/v2/{repository}/manifests/{reference}",
-            repository=repository,
-            headers={"Accept": ", ".join(MANIFEST_MEDIA_TYPES)},
-        )
-        if response.status_code == 404:
-            return None
-        self._check(response, (200,))
-        digest = response.headers.get("Docker-Content-Digest")
-        if digest:
-            return digest
-        manifest = self.get_manifest(repository, reference)
-        return None if manifest is None else manifest.digest
+        descriptor = self.describe(repository, reference)
+        return None if descriptor is None else descriptor.digest
 
     def delete_manifest(self, repository: str, reference: str) -> str:
         """DELETE a manifest by tag or digest: "deleted", "absent", or "unsupported".
