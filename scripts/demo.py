@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fakes.github_api import FakeGitHubAPI  # noqa: E402
 from tests.fakes.oidc_issuer import FakeIssuer  # noqa: E402
 from tests.fakes.sigstore_instance import SigstoreInstance  # noqa: E402
-from tests.integration.action_runner import ActionRunner  # noqa: E402
+from tests.integration.action_runner import ActionResult, ActionRunner  # noqa: E402
 from tests.integration.helpers import (  # noqa: E402
     gh_binary,
     push_image,
@@ -40,6 +40,17 @@ from tests.integration.tsa import start_timestamp_server  # noqa: E402
 def _show(title: str, value: object) -> None:
     print(f"\n== {title}")
     print(value if isinstance(value, str) else json.dumps(value, indent=2))
+
+
+def _step(runner: ActionRunner, inputs: dict[str, str], title: str) -> ActionResult:
+    """One step as the runner runs it: its log, outputs and summary shown; stop on failure."""
+    result = runner.run(inputs)
+    _show(title, _log(result.stdout))
+    if result.code:
+        raise SystemExit(result.stderr)
+    _show(f"{title.split(':')[0]} outputs", result.outputs)
+    _show(f"{title.split(':')[0]} job summary", result.summary.rstrip())
+    return result
 
 
 def _gh_verify(target: Path | str, bundle: Path, root: Path, issuer: FakeIssuer, home: Path) -> str:
@@ -138,13 +149,11 @@ def main() -> int:
         (files.workspace / "dist").mkdir()
         artifact = files.workspace / "dist" / "app-1.0.tar.gz"
         artifact.write_bytes(b"a sample build output\n")
-        result = files.run({"subject-path": "dist/*"})
-        _show("step 1: attest a file (entrypoint.py as the runner runs it)", _log(result.stdout))
-        if result.code:
-            print(result.stderr, file=sys.stderr)
-            return 1
-        _show("step 1 outputs", result.outputs)
-        _show("step 1 job summary", result.summary.rstrip())
+        result = _step(
+            files,
+            {"subject-path": "dist/*"},
+            "step 1: attest a file (entrypoint.py as the runner runs it)",
+        )
         bundle = Path(result.outputs["bundle-path"])
         _show(
             "gh attestation verify (file)", _gh_verify(artifact, bundle, root, issuer, work / "gh")
@@ -153,20 +162,10 @@ def main() -> int:
         # 2. One image in each registry, with push-to-registry, from the runner's artifacts list.
         images = [push_image(r.host, "demo/app") for r in (olareg, distribution)]
         step = runner("images-job")
-        listing = step.temp / "artifacts-list.json"
-        subjects = [
-            {"name": i.rsplit("@", 1)[0], "digest": i.rsplit("@", 1)[1], "kind": "oci"}
-            for i in images
-        ]
-        listing.write_text(json.dumps({"version": 1, "subjects": subjects}))
-        step.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
-        result = step.run({"push-to-registry": "true"})
-        _show("step 2: attest two images with push-to-registry", _log(result.stdout))
-        if result.code:
-            print(result.stderr, file=sys.stderr)
-            return 1
-        _show("step 2 outputs", result.outputs)
-        _show("step 2 job summary", result.summary.rstrip())
+        step.artifacts_list(images)
+        result = _step(
+            step, {"push-to-registry": "true"}, "step 2: attest two images with push-to-registry"
+        )
         image_bundle = Path(result.outputs["bundle-path"])
         for image, registry in zip(images, (olareg, distribution), strict=True):
             oras = run_tool("oras", "discover", "--plain-http", image, home=work)

@@ -148,6 +148,16 @@ class ActionRunner:
                 return inside + value[len(str(host)) :]
         return value
 
+    def artifacts_list(self, images: list[str]) -> None:
+        """The runner's artifacts list ($GITHUB_ARTIFACTS_LIST) naming these images."""
+        listing = self.temp / "artifacts-list.json"
+        subjects = [
+            {"name": ref.rsplit("@", 1)[0], "digest": ref.rsplit("@", 1)[1], "kind": "oci"}
+            for ref in images
+        ]
+        listing.write_text(json.dumps({"version": 1, "subjects": subjects}))
+        self.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
+
     def environment(self, inputs: dict[str, str]) -> dict[str, str]:
         self._step += 1
         event_path = self.temp / "_github_workflow" / "event.json"

@@ -111,17 +111,6 @@ def _runner(
     return runner
 
 
-def _artifacts_list(runner: ActionRunner, images: list[str]) -> None:
-    """The runner's artifacts list ($GITHUB_ARTIFACTS_LIST) naming these images."""
-    listing = runner.temp / "artifacts-list.json"
-    subjects = [
-        {"name": ref.rsplit("@", 1)[0], "digest": ref.rsplit("@", 1)[1], "kind": "oci"}
-        for ref in images
-    ]
-    listing.write_text(json.dumps({"version": 1, "subjects": subjects}))
-    runner.env["GITHUB_ARTIFACTS_LIST"] = str(listing)
-
-
 def _inputs(kind: str, locals_: dict[str, Local], **more: str) -> dict[str, str]:
     inputs = {"subject-path": "dist/*", **more}
     if kind == "custom":
@@ -291,7 +280,7 @@ def test_pushes_to_several_images_on_different_registries(
         registry = registry_of(kind)
         images.append(push_image(registry.host, unique_repository(f"e2e-{kind}")))
     runner = _runner(tmp_path, issuer, locals_, "github", github)
-    _artifacts_list(runner, images)
+    runner.artifacts_list(images)
 
     result = runner.run({"push-to-registry": "true"})
 
@@ -330,7 +319,7 @@ def test_one_failing_image_does_not_stop_the_others(tmp_path, github, issuer, lo
     good = push_image(registry.host, unique_repository("e2e-good"))
     missing = f"{registry.host}/{unique_repository('e2e-missing')}@sha256:{'0' * 64}"
     runner = _runner(tmp_path, issuer, locals_, "github", github)
-    _artifacts_list(runner, [missing, good])
+    runner.artifacts_list([missing, good])
 
     result = runner.run({"push-to-registry": "true"})
 
@@ -420,7 +409,7 @@ def test_many_images_in_one_run_share_each_registrys_client(
     with QuirkProxy(registry.url, Quirks()) as proxy:
         behind = [through(proxy, image) for image in images]
         runner = _runner(tmp_path, issuer, locals_, "github", github)
-        _artifacts_list(runner, behind)
+        runner.artifacts_list(behind)
         result = runner.run({"push-to-registry": "true"})
         probes = [r.path for r in proxy.log if "/referrers/" in r.path]
         config_heads = [r for r in proxy.log if r.method == "HEAD" and "44136fa3" in r.path]
@@ -468,7 +457,7 @@ def test_no_secret_appears_anywhere_but_in_mask_commands(
     password = "registry-pa55word-VALUE"
     with QuirkProxy(registry.url, Quirks(bearer_auth=("ci-bot", password))) as proxy:
         runner = _runner(tmp_path, issuer, locals_, "github", github)
-        _artifacts_list(runner, [through(proxy, image)])
+        runner.artifacts_list([through(proxy, image)])
         runner.env["RUNNER_DEBUG"] = "1"  # debug logging on: still nothing leaks
         result = runner.run(
             {
