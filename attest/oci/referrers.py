@@ -70,8 +70,10 @@ _SETTLE_PAUSE = (0.05, 0.15)
 _BACKOFF_CAP = 1.0
 #: Uploads of an artifact's blobs when the registry has not finished storing them yet.
 _BLOB_RACE_ATTEMPTS = 3
-#: Artifacts of one batch pushed at once.
+#: Artifacts of one batch whose blobs are uploaded at once.
 _PUSH_WORKERS = 8
+#: Checks that a batch's referrers are all listed, each re-pushing the missing ones.
+_CONFIRM_ROUNDS = 3
 
 
 class CapabilityCache:
@@ -222,16 +224,27 @@ class Referrers:
             )
         with self._subject_lock(client.host, repository, subject.digest):
             current = None if use_api else self._read_fallback(client, repository, subject)
-            # A few at a time: the uploads are independent, the round trips add up.
-            with ThreadPoolExecutor(max_workers=min(_PUSH_WORKERS, len(artifacts))) as pool:
-                pushed = list(
-                    pool.map(lambda a: self._push_artifact(client, repository, a), artifacts)
-                )
+            if len(artifacts) > 1:
+                # Blobs a few at a time (independent, the round trips add up); manifests one
+                # after the other, since registries index their subject as they store them.
+                with ThreadPoolExecutor(max_workers=min(_PUSH_WORKERS, len(artifacts))) as pool:
+                    list(
+                        pool.map(
+                            lambda a: self._upload_blobs(client, repository, a, again=False),
+                            artifacts,
+                        )
+                    )
+            pushed = [
+                self._push_artifact(client, repository, a, uploaded=len(artifacts) > 1)
+                for a in artifacts
+            ]
             for manifest in pushed:
                 if manifest.oci_subject is not None:
                     _logger.debug("OCI-Subject %s (a hint only)", manifest.oci_subject)
             if use_api and known is Capability.UNKNOWN:
                 use_api = self._confirm(client, repository, subject, artifacts[0], mode)
+            if use_api and len(artifacts) > 1:
+                self._ensure_listed(client, repository, subject, artifacts)
             fallback = None
             if not use_api:
                 fallback = self._update_fallback(
@@ -247,23 +260,34 @@ class Referrers:
             for artifact in artifacts
         ]
 
+    def _upload_blobs(
+        self, client: RegistryClient, repository: str, artifact: BundleArtifact, *, again: bool
+    ) -> None:
+        bundle, *shared = artifact.blobs
+        # A bundle is new with every signature: asking whether the registry has it first
+        # would cost a round trip that almost always answers no. The empty config is shared
+        # by every attestation: asking is worth it.
+        client.push_blob(repository, bundle, force=True)
+        for blob in shared:
+            client.push_blob(repository, blob, force=again)
+
     def _push_artifact(
-        self, client: RegistryClient, repository: str, artifact: BundleArtifact
+        self,
+        client: RegistryClient,
+        repository: str,
+        artifact: BundleArtifact,
+        *,
+        uploaded: bool = False,
     ) -> PushedManifest:
-        """Blobs, then the manifest by digest.
+        """Blobs (unless ``uploaded``), then the manifest by digest.
 
         distribution 2.8 answers a HEAD for a blob another writer is still committing with
         200, then refuses the manifest with MANIFEST_BLOB_UNKNOWN (registries.md, appendix):
         upload the blobs again and retry.
         """
-        bundle, *shared = artifact.blobs
         for attempt in range(_BLOB_RACE_ATTEMPTS):
-            # A bundle is new with every signature: asking whether the registry has it
-            # first would cost a round trip that almost always answers no. The empty
-            # config is shared by every attestation: asking is worth it.
-            client.push_blob(repository, bundle, force=True)
-            for blob in shared:
-                client.push_blob(repository, blob, force=attempt > 0)
+            if attempt or not uploaded:
+                self._upload_blobs(client, repository, artifact, again=attempt > 0)
             try:
                 return client.put_manifest(
                     repository, artifact.descriptor.digest, artifact.manifest, OCI_MANIFEST
@@ -274,6 +298,42 @@ class Referrers:
                 _logger.debug("manifest refused for a blob in flight; uploading again")
                 self._sleep(random.uniform(0.05, 0.2))
         raise AssertionError("unreachable")
+
+    def _ensure_listed(
+        self,
+        client: RegistryClient,
+        repository: str,
+        subject: Descriptor,
+        artifacts: Sequence[BundleArtifact],
+    ) -> None:
+        """After a batch on an API registry: every referrer listed, or pushed again.
+
+        Registries index a manifest's subject as they store it; olareg loses some when
+        several manifests of one subject arrive at once.
+        """
+        for _ in range(_CONFIRM_ROUNDS):
+            listed = self._listed_digests(client, repository, subject.digest)
+            missing = [a for a in artifacts if a.descriptor.digest not in listed]
+            if not missing:
+                return
+            for artifact in missing:
+                client.put_manifest(
+                    repository, artifact.descriptor.digest, artifact.manifest, OCI_MANIFEST
+                )
+        raise RegistryError(
+            "GET",
+            f"{client.base_url}/v2/{repository}/referrers/{subject.digest}",
+            None,
+            detail=f"the referrers API does not list {missing[0].descriptor.digest}",
+            hint="use referrers-mode tag, or attach the bundles one at a time",
+        )
+
+    def _listed_digests(self, client: RegistryClient, repository: str, subject: str) -> set[str]:
+        response = client.referrers_response(repository, subject)
+        listed: set[str] = set()
+        for page in client.referrers_pages(repository, response):
+            listed |= {m["digest"] for m in page.manifests if isinstance(m, dict) and "digest" in m}
+        return listed
 
     def _confirm(
         self,
