@@ -393,50 +393,45 @@ _BAD_TOKEN_HINT: Final = (
 )
 
 
-def _attestation_hint(response: requests.Response, repository: str) -> str | None:
+def _common_hint(response: requests.Response, repository: str) -> str | None:
+    """What a moved repository, a bad token or an unseen repository mean, for any request."""
     status = response.status_code
-    api_message = _api_message(response).lower()
     if 300 <= status < 400:
         return _MOVED_HINT
     if status == 401:
         return _BAD_TOKEN_HINT
+    if status == 404:
+        return (
+            f"the repository {repository} was not found, or the token cannot see it; check "
+            "GITHUB_REPOSITORY and which repositories the github-token may access"
+        )
+    return None
+
+
+def _attestation_hint(response: requests.Response, repository: str) -> str | None:
+    status = response.status_code
     if status == 403:
         return (
             "the token lacks the `attestations: write` permission; grant it in the workflow: "
             f"`{_ATTESTATIONS_YAML}`" + _accepted_permissions(response) + f"; {_PRIVATE_PLAN_NOTE}"
         )
-    if status == 404:
-        return (
-            f"the repository {repository} was not found, or the token cannot see it; check "
-            "GITHUB_REPOSITORY and which repositories the github-token may access"
-        )
     if status == 422:
-        if "duplicate subject" in api_message:
+        if "duplicate subject" in _api_message(response).lower():
             return "two subjects have the same name and digest; list each subject once"
         return (
             "GitHub's message says what it rejected in the bundle; it also answers 422 when "
             "too many attestations are created in a short time"
         )
-    return None
+    return _common_hint(response, repository)
 
 
 def _repository_hint(response: requests.Response, repository: str) -> str | None:
-    status = response.status_code
-    if 300 <= status < 400:
-        return _MOVED_HINT
-    if status == 401:
-        return _BAD_TOKEN_HINT
-    if status == 403:
+    if response.status_code == 403:
         return (
             "the token may not read the repository; grant `contents: read` in the workflow"
             + _accepted_permissions(response)
         )
-    if status == 404:
-        return (
-            f"the repository {repository} was not found, or the token cannot see it; check "
-            "GITHUB_REPOSITORY and which repositories the github-token may access"
-        )
-    return None
+    return _common_hint(response, repository)
 
 
 def _accepted_permissions(response: requests.Response) -> str:
