@@ -1,6 +1,7 @@
-# The action's container. Release builds pass PYTHON_IMAGE pinned by digest
-# (.github/workflows/release.yml); requirements are installed by hash, binary wheels only.
-ARG PYTHON_IMAGE=python:3.11-slim
+# The action's container: base image pinned by digest (the multi-platform index; Dependabot
+# proposes updates, .github/dependabot.yml), requirements installed by hash, binary wheels only.
+# python:3.11.16-slim (Debian trixie) as docker-library/repo-info recorded it on 2026-08-13.
+ARG PYTHON_IMAGE=python:3.11.16-slim@sha256:8203f8b7cc03e7a0b2da2a7bfebdb7e39d985983791e2aba5b01cc535bf36f53
 
 FROM ${PYTHON_IMAGE} AS build
 COPY requirements/runtime.txt /src/requirements/runtime.txt
