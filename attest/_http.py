@@ -10,10 +10,12 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -120,10 +122,39 @@ def new_session() -> requests.Session:
     self-hosted runners need them; ``~/.netrc`` does not: credentials come from our own
     stores only.
     """
-    session = requests.Session()
+    session = _Session()
     session.headers["User-Agent"] = USER_AGENT
     session.auth = _no_netrc
     return session
+
+
+class _Session(requests.Session):
+    """Reads the environment's proxy and CA settings once per origin, not once per request.
+
+    requests walks the whole environment for every request (proxies, NO_PROXY, CA bundle),
+    a fifth of the client's time per request on a fast registry; the environment does not
+    change while we run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str], Any] = {}
+        self._environment_lock = threading.Lock()
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        if proxies or verify is not None or cert is not None:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        with self._environment_lock:
+            settings = self._environment.get(origin)
+            if settings is None:
+                settings = super().merge_environment_settings(url, {}, None, None, None)
+                self._environment[origin] = settings
+        stream = self.stream if stream is None else stream
+        return {**settings, "proxies": dict(settings["proxies"]), "stream": stream}
 
 
 def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:

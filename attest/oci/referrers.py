@@ -224,20 +224,7 @@ class Referrers:
             )
         with self._subject_lock(client.host, repository, subject.digest):
             current = None if use_api else self._read_fallback(client, repository, subject)
-            if len(artifacts) > 1:
-                # Blobs a few at a time (independent, the round trips add up); manifests one
-                # after the other, since registries index their subject as they store them.
-                with ThreadPoolExecutor(max_workers=min(_PUSH_WORKERS, len(artifacts))) as pool:
-                    list(
-                        pool.map(
-                            lambda a: self._upload_blobs(client, repository, a, again=False),
-                            artifacts,
-                        )
-                    )
-            pushed = [
-                self._push_artifact(client, repository, a, uploaded=len(artifacts) > 1)
-                for a in artifacts
-            ]
+            pushed = self._push_artifacts(client, repository, artifacts)
             for manifest in pushed:
                 if manifest.oci_subject is not None:
                     _logger.debug("OCI-Subject %s (a hint only)", manifest.oci_subject)
@@ -259,6 +246,26 @@ class Referrers:
             )
             for artifact in artifacts
         ]
+
+    def _push_artifacts(
+        self, client: RegistryClient, repository: str, artifacts: Sequence[BundleArtifact]
+    ) -> list[PushedManifest]:
+        """Blobs a few at a time (independent; the round trips add up), each manifest as soon
+        as its blobs are in, one after the other: registries index a manifest's subject as
+        they store it, and olareg loses referrers of one subject pushed at once.
+        """
+        if len(artifacts) == 1:
+            return [self._push_artifact(client, repository, artifacts[0])]
+        with ThreadPoolExecutor(max_workers=min(_PUSH_WORKERS, len(artifacts))) as pool:
+            uploads = [
+                pool.submit(self._upload_blobs, client, repository, a, again=False)
+                for a in artifacts
+            ]
+            pushed = []
+            for artifact, upload in zip(artifacts, uploads, strict=True):
+                upload.result()
+                pushed.append(self._push_artifact(client, repository, artifact, uploaded=True))
+        return pushed
 
     def _upload_blobs(
         self, client: RegistryClient, repository: str, artifact: BundleArtifact, *, again: bool

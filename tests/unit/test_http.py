@@ -22,6 +22,7 @@ class _Script:
         self.statuses = statuses
         self.headers = headers or {}
         self.seen: list[str] = []
+        self.targets: list[str] = []
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def server() -> Iterator[tuple[str, _Script]]:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             script.seen.append(self.command)
+            script.targets.append(self.path)
             status = script.statuses.pop(0) if script.statuses else 200
             self.send_response(status)
             for name, value in script.headers.items():
@@ -121,6 +123,34 @@ def test_session_identifies_us_and_ignores_netrc(server, tmp_path, monkeypatch):
     response = _http.send(session, "GET", url, policy=FAST)
     assert session.headers["User-Agent"].startswith("attest/")
     assert "Authorization" not in response.request.headers
+
+
+def test_the_environments_proxy_applies_and_is_read_once_per_origin(server, monkeypatch):
+    proxy, script = server
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = _http.new_session()
+    assert _http.send(session, "GET", "http://registry.invalid/v2/", policy=FAST).ok
+    # The environment does not change during a run: what it said is kept for the origin.
+    monkeypatch.delenv("HTTP_PROXY")
+    assert _http.send(session, "PUT", "http://registry.invalid/v2/x", policy=FAST).ok
+    assert script.targets == ["http://registry.invalid/v2/", "http://registry.invalid/v2/x"]
+
+
+def test_no_proxy_and_the_ca_bundle_of_the_environment_apply(server, tmp_path, monkeypatch):
+    url, script = server
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    session = _http.new_session()
+    assert _http.send(session, "GET", url, policy=FAST).ok
+    assert script.targets == ["/"]
+    settings = session.merge_environment_settings("https://ghcr.io/v2/", {}, None, None, None)
+    assert settings["verify"] == str(tmp_path / "ca.pem")
+    assert settings["proxies"]["http"] == "http://127.0.0.1:9"
+    # Per-request settings still win over the environment's.
+    assert session.merge_environment_settings(url, {}, True, False, None)["verify"] is False
 
 
 # --- GitHub's rate limits: a 403 or 429 that says when to come back ---------------------------
