@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,14 +83,49 @@ def _oras(image: str, bundle: Path, home: Path) -> None:
     )
 
 
+def _batch_pair(
+    registry_host: str,
+    name: str,
+    datas: list[bytes],
+    bundles: list[Path],
+    proxy: QuirkProxy | None = None,
+) -> tuple[float, float]:
+    """Seconds for one ``attest attach --bundle ...`` batch and for the anchor's loop."""
+    ours_image, anchor_image = (push_image(registry_host, f"{name}-{side}") for side in "ab")
+    if proxy is not None:
+        ours_image, anchor_image = through(proxy, ours_image), through(proxy, anchor_image)
+    reference = Reference.parse(ours_image)
+    with Registries() as registries:
+        started = time.perf_counter()
+        Referrers().attach_all(
+            registries.client(reference.api_host),
+            reference,
+            [lambda s, d=d: bundle_artifact(d, s) for d in datas],
+        )
+        ours = time.perf_counter() - started
+    return ours, _node(anchor_image, bundles)
+
+
+def _print_pairs(title: str, runs: list[tuple[float, float]]) -> None:
+    ours = statistics.median(r[0] for r in runs)
+    anchor = statistics.median(r[1] for r in runs)
+    each = ", ".join(f"{a / o:.2f}x" for o, a in runs)
+    print(
+        f"  {title}: attest batch {ours:5.2f} s, @sigstore/oci {anchor:5.2f} s "
+        f"(median of {len(runs)}), ratio {anchor / ours:.2f}x (each run: {each})"
+    )
+
+
 def _one_registry(
     label: str,
     proxy: QuirkProxy,
     images: list[str],
-    direct: list[str],
+    registry_host: str,
     bundles: list[Path],
     work: Path,
     batch: int,
+    repeat: int,
+    round_trip: float,
 ) -> tuple[object, ...]:
     with Registries() as registries:
         referrers = Referrers()
@@ -119,19 +155,8 @@ def _one_registry(
         )
     anchor_seconds: list[float] = []
     anchor_batch = _measure(proxy, lambda: anchor_seconds.append(_node(images[4], many)))
-    # The proxy costs every request the same, and the anchor makes more: time both again
-    # straight against the registry.
-    with Registries() as registries:
-        direct_reference = Reference.parse(direct[5])
-        started = time.perf_counter()
-        Referrers().attach_all(
-            registries.client(direct_reference.api_host),
-            direct_reference,
-            [lambda s, d=d: bundle_artifact(d, s) for d in datas],
-        )
-        ours_direct = time.perf_counter() - started
-    anchor_direct = _node(direct[6], many)
     print(f"\n{label}: {batch} attaches to one image, one process each side")
+    print("  through the counting proxy:")
     print(
         f"  attest        {ours_batch[1]:6.2f} s  {ours_batch[0] / batch:5.1f} requests/attach"
         f"  {batch / ours_batch[1]:6.1f} attaches/s"
@@ -147,10 +172,18 @@ def _one_registry(
     print(f"  throughput ratio attest/@sigstore/oci: {anchor_seconds[0] / ours_batch[1]:.2f}x")
     ratio = anchor_seconds[0] / batch_run[1]
     print(f"  throughput ratio attest batch/@sigstore/oci: {ratio:.2f}x")
-    print(
-        f"  without the counting proxy: attest batch {ours_direct:5.2f} s, @sigstore/oci "
-        f"{anchor_direct:5.2f} s, ratio {anchor_direct / ours_direct:.2f}x"
-    )
+    # The counting proxy costs every request the same, and the anchor makes more: time both
+    # again straight against the registry, several times in turn, and at a hosted registry's
+    # distance (every request delayed by a round trip).
+    direct_runs = [
+        _batch_pair(registry_host, f"bench/direct-{label[:3].lower()}{n}", datas, many)
+        for n in range(repeat)
+    ]
+    _print_pairs("without the counting proxy", direct_runs)
+    if round_trip:
+        with QuirkProxy(f"http://{registry_host}", Quirks(round_trip=round_trip)) as far:
+            far_run = _batch_pair(registry_host, f"bench/far-{label[:3].lower()}", datas, many, far)
+        _print_pairs(f"{round_trip * 1000:.0f} ms round trip per request", [far_run])
 
     return (label, cold, warm, anchor, anchor_again, oras)
 
@@ -158,7 +191,12 @@ def _one_registry(
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=100)
-    batch = parser.parse_args().batch
+    parser.add_argument("--repeat", type=int, default=5, help="batch runs without the proxy")
+    parser.add_argument(
+        "--round-trip-ms", type=float, default=10.0, help="0 skips the distant-registry run"
+    )
+    args = parser.parse_args()
+    batch = args.batch
     if not (NODE / "node_modules" / "@sigstore" / "oci").is_dir():
         subprocess.run(["npm", "install", "--silent"], cwd=NODE, check=True)
     rows = []
@@ -173,9 +211,21 @@ def main() -> int:
                 start_registry(kind, work / kind) as registry,
                 QuirkProxy(registry.url, Quirks()) as proxy,
             ):
-                direct = [push_image(registry.host, f"bench/{kind}{n}") for n in range(7)]
+                direct = [push_image(registry.host, f"bench/{kind}{n}") for n in range(5)]
                 images = [through(proxy, image) for image in direct]
-                rows.append(_one_registry(label, proxy, images, direct, bundles, work, batch))
+                rows.append(
+                    _one_registry(
+                        label,
+                        proxy,
+                        images,
+                        registry.host,
+                        bundles,
+                        work,
+                        batch,
+                        args.repeat,
+                        args.round_trip_ms / 1000,
+                    )
+                )
     print("\nrequests (wall ms) per attach")
     print("registry | attest cold | attest warm | @sigstore/oci | @sigstore/oci 2nd | oras attach")
     for label, *measured in rows:

@@ -21,6 +21,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,9 @@ class Quirks:
     # main listener, before auth and quirks; a non-None (status, headers, body) is sent instead.
     # Status RESET closes the connection without any answer (a reset mid-request).
     faults: Fault | None = None
+    # A hosted registry's distance: every request waits this many seconds before it is
+    # forwarded, as a round trip over a wide-area network would.
+    round_trip: float = 0.0
 
 
 @dataclass
@@ -387,6 +391,8 @@ class QuirkProxy(Service):
 
     def _dispatch(self, method: str, path: str, headers: Message, body: bytes) -> _Response:
         q = self.quirks
+        if q.round_trip:
+            time.sleep(q.round_trip)
         if q.faults is not None:
             fault = q.faults(method, path)
             if fault is not None:

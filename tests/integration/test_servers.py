@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -298,6 +299,14 @@ def test_proxy_forwards_and_rewrites_location(distribution: Registry) -> None:
     paths = [entry.path for entry in proxy.log]
     assert f"/v2/{pushed.name}/manifests/{pushed.image_digest}" in paths
     assert all(entry.status < 400 for entry in proxy.log)
+
+
+def test_quirk_round_trip_delays_every_request(distribution: Registry) -> None:
+    with QuirkProxy(distribution.url, Quirks(round_trip=0.2)) as proxy:
+        started = time.perf_counter()
+        assert requests.get(f"{proxy.url}/v2/", timeout=TIMEOUT).status_code == 200
+        assert requests.get(f"{proxy.url}/v2/", timeout=TIMEOUT).status_code == 200
+        assert time.perf_counter() - started >= 0.4
 
 
 def test_quirk_oci_subject_without_api(olareg_noapi: Registry) -> None:
