@@ -206,6 +206,7 @@ def main() -> int:
         for kind, label in (
             ("olareg", "API registry (olareg)"),
             ("distribution", "no-API registry (distribution 2.8.2)"),
+            ("ggcr-referrers", "API registry without OCI-Subject (go-containerregistry)"),
         ):
             with (
                 start_registry(kind, work / kind) as registry,
