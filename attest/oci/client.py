@@ -35,6 +35,7 @@ _logger = logging.getLogger(__name__)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _MAX_REDIRECTS = 10
 _MAX_REFERRER_PAGES = 100
+_MAX_TAG_PAGES = 1000
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,6 @@ class ReferrersPage:
     manifests: list[Any]
     #: True when the registry applied the artifactType filter (``OCI-Filters-Applied``).
     filtered: bool
-    next_url: str | None
 
 
 class RegistryClient:
@@ -386,24 +386,18 @@ class RegistryClient:
 
     def tags(self, repository: str) -> list[str]:
         """Every tag of the repository, following ``Link`` pagination."""
+        first = self.request("GET", f"/v2/{repository}/tags/list", repository=repository)
+        if first.status_code == 404:
+            return []
         found: list[str] = []
-        url = f"/v2/{repository}/tags/list"
-        for _ in range(_MAX_REFERRER_PAGES * 10):
-            response = self.request("GET", url, repository=repository)
-            if response.status_code == 404:
-                return found
-            self._check(response, (200,))
+        for response in self._pages(repository, first, limit=_MAX_TAG_PAGES, what="tags"):
             try:
                 body = response.json()
             except ValueError as exc:
                 raise RegistryError.from_response(response, detail="tag list is not JSON") from exc
             tags = body.get("tags") if isinstance(body, dict) else None
             found += [t for t in tags or [] if isinstance(t, str)]
-            next_link = response.links.get("next", {}).get("url")
-            if not next_link:
-                return found
-            url = urljoin(response.url, next_link)
-        raise RegistryError.from_response(response, detail="too many pages of tags")
+        return found
 
     # -- referrers -------------------------------------------------------------------------
 
@@ -426,19 +420,38 @@ class RegistryClient:
         distribution-spec "Listing Referrers": a Link header (RFC 5988) is included when
         the list does not fit one response.
         """
+        pages = self._pages(
+            repository,
+            first,
+            limit=_MAX_REFERRER_PAGES,
+            what="referrers",
+            headers={"Accept": OCI_INDEX},
+        )
+        for response in pages:
+            yield _referrers_page(response)
+
+    def _pages(
+        self,
+        repository: str,
+        first: requests.Response,
+        *,
+        limit: int,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[requests.Response]:
+        """The responses of a listing, following ``Link: <…>; rel="next"`` (RFC 5988) for at
+        most ``limit`` pages: a registry that links on forever is refused."""
         response = first
-        for _ in range(_MAX_REFERRER_PAGES):
+        for _ in range(limit):
             self._check(response, (200,))
-            page = _referrers_page(response)
-            yield page
-            if page.next_url is None:
+            yield response
+            next_link = response.links.get("next", {}).get("url")
+            if not next_link:
                 return
             response = self.request(
-                "GET", page.next_url, repository=repository, headers={"Accept": OCI_INDEX}
+                "GET", urljoin(response.url, next_link), repository=repository, headers=headers
             )
-        raise RegistryError.from_response(
-            response, detail=f"more than {_MAX_REFERRER_PAGES} pages of referrers"
-        )
+        raise RegistryError.from_response(response, detail=f"more than {limit} pages of {what}")
 
 
 def _read_capped(response: requests.Response, limit: int) -> None:
@@ -477,9 +490,7 @@ def _referrers_page(response: requests.Response) -> ReferrersPage:
         raise RegistryError.from_response(response, detail="referrers body is not an image index")
     applied = response.headers.get("OCI-Filters-Applied", "")
     filtered = "artifacttype" in {f.strip().lower() for f in applied.split(",")}
-    next_link = response.links.get("next", {}).get("url")
-    next_url = urljoin(response.url, next_link) if next_link else None
-    return ReferrersPage(manifests, filtered, next_url)
+    return ReferrersPage(manifests, filtered)
 
 
 def _origin(url: str) -> tuple[str, str]:
