@@ -173,9 +173,8 @@ class Referrers:
             response = client.referrers_response(repository, subject)
             if classify_referrers_response(response) is not Capability.SUPPORTED:
                 return False
-            for page in client.referrers_pages(repository, response):
-                if any(isinstance(m, dict) and m.get("digest") == digest for m in page.manifests):
-                    return True
+            if digest in _listed_digests(client, repository, response):
+                return True
         return False
 
     # -- attach ----------------------------------------------------------------------------
@@ -319,7 +318,8 @@ class Referrers:
         several manifests of one subject arrive at once.
         """
         for _ in range(_CONFIRM_ROUNDS):
-            listed = self._listed_digests(client, repository, subject.digest)
+            response = client.referrers_response(repository, subject.digest)
+            listed = _listed_digests(client, repository, response)
             missing = [a for a in artifacts if a.descriptor.digest not in listed]
             if not missing:
                 return
@@ -334,13 +334,6 @@ class Referrers:
             detail=f"the referrers API does not list {missing[0].descriptor.digest}",
             hint="use referrers-mode tag, or attach the bundles one at a time",
         )
-
-    def _listed_digests(self, client: RegistryClient, repository: str, subject: str) -> set[str]:
-        response = client.referrers_response(repository, subject)
-        listed: set[str] = set()
-        for page in client.referrers_pages(repository, response):
-            listed |= {m["digest"] for m in page.manifests if isinstance(m, dict) and "digest" in m}
-        return listed
 
     def _confirm(
         self,
@@ -486,6 +479,16 @@ class Referrers:
         return _filter(index.manifests, artifact_type)
 
 
+def _listed_digests(
+    client: RegistryClient, repository: str, response: requests.Response
+) -> set[str]:
+    """Every digest a referrers listing names, from its first response on."""
+    listed: set[str] = set()
+    for page in client.referrers_pages(repository, response):
+        listed |= {m["digest"] for m in page.manifests if isinstance(m, dict) and "digest" in m}
+    return listed
+
+
 def _filter(manifests: list[Any], artifact_type: str | None) -> list[dict[str, Any]]:
     entries = [m for m in manifests if isinstance(m, dict)]
     if artifact_type is None:
@@ -508,16 +511,13 @@ class _FallbackIndex:
     def contains(self, digest: str) -> bool:
         return any(isinstance(m, dict) and m.get("digest") == digest for m in self.manifests)
 
-    def merged(self, entry: Descriptor) -> bytes:
-        """The index with our entry appended; every existing entry kept as it was.
-
-        "artifactType MUST be set to the artifactType value in the pushed manifest" and
-        "All annotations from the pushed manifest MUST be copied to this descriptor".
-        """
-        return self.with_entries([entry.to_json()])
-
     def with_entries(self, entries: list[Any]) -> bytes:
-        """The index with these entries appended after every existing one."""
+        """The index with these entries appended; every existing entry kept as it was.
+
+        Ours come from ``Descriptor.to_json``: "artifactType MUST be set to the artifactType
+        value in the pushed manifest" and "All annotations from the pushed manifest MUST be
+        copied to this descriptor".
+        """
         body = dict(self.body)
         body["manifests"] = [*self.manifests, *entries]
         return canonical_json(body)

@@ -80,7 +80,7 @@ def _manifest(body: object, media_type: str = OCI_INDEX, etag: str | None = None
 
 def test_missing_tag_starts_an_empty_index():
     index = _FallbackIndex.parse(None, "t", SUBJECT, "r/a")
-    assert json.loads(index.merged(OURS)) == {
+    assert json.loads(index.with_entries([OURS.to_json()])) == {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [OURS.to_json()],
@@ -107,7 +107,7 @@ def test_merge_keeps_every_existing_entry_and_index_field():
     }
     index = _FallbackIndex.parse(_manifest(existing, etag='"e1"'), "t", SUBJECT, "r/a")
     assert index.etag == '"e1"'
-    merged = json.loads(index.merged(OURS))
+    merged = json.loads(index.with_entries([OURS.to_json()]))
     assert merged["annotations"] == {"kept": "yes"}
     assert merged["manifests"] == [*existing["manifests"], OURS.to_json()]
     assert merged["manifests"][-1]["artifactType"] == OURS.artifact_type
