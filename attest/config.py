@@ -185,7 +185,9 @@ class Runtime:
     workspace: Path
     home: Path
     server_url: str = GITHUB_DOT_COM
-    api_url: str = "https://api.github.com"
+    #: Empty unless GITHUB_API_URL is set: the API root is then derived from the server
+    #: (github_api.api_base), so a GHE.com tenant never gets api.github.com.
+    api_url: str = ""
     repository: str = ""
     event_path: Path | None = None
     runner_temp: Path | None = None
@@ -216,7 +218,7 @@ class Runtime:
             workspace=path("GITHUB_WORKSPACE") or cwd,
             home=home,
             server_url=(environ.get("GITHUB_SERVER_URL") or GITHUB_DOT_COM).rstrip("/"),
-            api_url=(environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+            api_url=environ.get("GITHUB_API_URL", "").rstrip("/"),
             repository=environ.get("GITHUB_REPOSITORY", ""),
             event_path=path("GITHUB_EVENT_PATH"),
             runner_temp=path("RUNNER_TEMP"),

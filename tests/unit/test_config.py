@@ -7,6 +7,7 @@ import yaml
 
 from attest.config import INPUT_DEFAULTS, Config, Inputs, Mode, action_inputs
 from attest.errors import UsageError
+from attest.github_api import api_base
 from attest.oci.referrers import ReferrersMode
 
 ACTION = yaml.safe_load((Path(__file__).resolve().parents[2] / "action.yml").read_text())
@@ -62,6 +63,25 @@ def test_runtime_defaults_outside_actions(tmp_path):
     assert config.runtime.server_url == "https://github.com"
     assert config.runtime.credential_sources.docker_config == tmp_path / ".docker" / "config.json"
     assert not config.runtime.in_actions
+
+
+@pytest.mark.parametrize(
+    ("environ", "api"),
+    [
+        ({}, "https://api.github.com"),
+        ({"GITHUB_SERVER_URL": "https://octo.ghe.com"}, "https://api.octo.ghe.com"),
+        (
+            {
+                "GITHUB_SERVER_URL": "https://octo.ghe.com",
+                "GITHUB_API_URL": "https://api.x.ghe.com/",
+            },
+            "https://api.x.ghe.com",
+        ),
+    ],
+)
+def test_the_api_root_comes_from_the_server_unless_given(tmp_path, environ, api):
+    runtime = Config.from_environ({"HOME": str(tmp_path), **environ}, cwd=tmp_path).runtime
+    assert api_base(runtime.api_url, runtime.server_url) == api
 
 
 @pytest.mark.parametrize(
