@@ -21,18 +21,17 @@ from attest.config import (
     action_inputs,
     parse_plain_http_hosts,
     parse_referrers_mode,
+    read_input,
 )
 from attest.errors import AttestError, UsageError
 from attest.github import Workflow, escape_data
 from attest.identity import IdentityPolicy
-from attest.oci import cleanup
 from attest.oci.artifact import BundleArtifact, bundle_artifact
-from attest.oci.client import Registries
 from attest.oci.credentials import ANY_REGISTRY, Credential, CredentialSources
 from attest.oci.descriptor import Descriptor
 from attest.oci.reference import Reference
 from attest.oci.referrers import Referrers
-from attest.run import run, statement_for, token_source
+from attest.run import cleanup_plans, run, statement_for, token_source
 from attest.verify import run_verify
 
 _logger = logging.getLogger("attest")
@@ -207,16 +206,11 @@ def _registry_config(
 def _attach(args: argparse.Namespace, config: RegistryConfig, image: Reference) -> Any:
     builds = []
     for path in args.bundle:
-        try:
-            bundle = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"--bundle {path}: {exc.strerror or exc}") from exc
+        bundle = read_input(path, "--bundle")
         # Each bundle is checked now: a bad one stops the command before anything is written.
         bundle_artifact(bundle, _NO_SUBJECT, source=f"--bundle {path}")
         builds.append(_builder(bundle, f"--bundle {path}"))
-    with Registries(
-        plain_http_hosts=config.plain_http_hosts, credentials=config.credential_store()
-    ) as registries:
+    with config.registries() as registries:
         results = Referrers().attach_all(
             registries.client(image.api_host), image, builds, mode=config.referrers_mode
         )
@@ -233,27 +227,15 @@ def _builder(bundle: bytes, source: str) -> Callable[[Descriptor], BundleArtifac
 
 
 def _referrers(args: argparse.Namespace, config: RegistryConfig, image: Reference) -> Any:
-    with Registries(
-        plain_http_hosts=config.plain_http_hosts, credentials=config.credential_store()
-    ) as registries:
+    with config.registries() as registries:
         return Referrers().list(
             registries.client(image.api_host), image, artifact_type=args.artifact_type
         )
 
 
 def _cleanup(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO) -> Any:
-    target = Reference.parse(args.repository)
-    if target.tag or target.digest:
-        raise UsageError(f"cleanup: {args.repository!r} must name a repository, not an image")
-    registry_config = _registry_config(args, target, environ, stdin)
-    with Registries(
-        plain_http_hosts=registry_config.plain_http_hosts,
-        credentials=registry_config.credential_store(),
-    ) as registries:
-        client = registries.client(target.api_host)
-        planned = cleanup.plan(client, target.repository, Referrers())
-        if args.apply:
-            planned = cleanup.apply(client, target.repository, planned)
+    registry_config = _registry_config(args, Reference.parse(args.repository), environ, stdin)
+    [planned] = cleanup_plans(registry_config, [args.repository], apply=args.apply)
     # The readable table on stderr, the plan as JSON on stdout.
     verb = "applied" if args.apply else "planned (dry run; --apply to act)"
     sys.stderr.write(f"{len(planned.actions)} action(s) {verb} in {planned.repository}\n")
@@ -293,10 +275,7 @@ def _verify(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO)
     registry_config = _registry_config(
         args, Reference.parse(image) if image else None, environ, stdin
     )
-    with Registries(
-        plain_http_hosts=registry_config.plain_http_hosts,
-        credentials=registry_config.credential_store(),
-    ) as registries:
+    with registry_config.registries() as registries:
         return run_verify(
             bundle_path=args.bundle,
             image=image,

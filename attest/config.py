@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attest.errors import UsageError
+from attest.oci.client import Registries
 from attest.oci.credentials import ANY_REGISTRY, Credential, CredentialSources, CredentialStore
 from attest.oci.reference import split_host
 from attest.oci.referrers import ReferrersMode
@@ -69,6 +70,21 @@ class RegistryConfig:
 
     def credential_store(self) -> CredentialStore:
         return CredentialStore(self.credential_sources, explicit=self.explicit_credentials)
+
+    def registries(self) -> Registries:
+        """One client per registry host for a run (use it as a context manager)."""
+        return Registries(
+            plain_http_hosts=self.plain_http_hosts, credentials=self.credential_store()
+        )
+
+
+def read_input(path: Path, name: str) -> bytes:
+    """The bytes of a file an input or flag names; one that cannot be read is that input's
+    error."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{name} {path}: {exc.strerror or exc}") from exc
 
 
 @dataclass(frozen=True)

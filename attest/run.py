@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +15,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from attest.config import Config, Mode
+from attest.config import Config, Mode, RegistryConfig, read_input
 from attest.errors import AttestError, UsageError
 from attest.github import Workflow, host_path
 from attest.github_api import GitHubAPI, api_base
 from attest.identity import IdentityPolicy
 from attest.oci import cleanup
 from attest.oci.artifact import bundle_artifact
-from attest.oci.client import Registries
 from attest.oci.reference import Reference
 from attest.oci.referrers import Referrers
 from attest.oidc import TokenSource, issuer_for, provenance_claims
@@ -67,8 +68,14 @@ def subjects_for(config: Config, workflow: Workflow) -> list[Subject]:
     )
 
 
-def predicate_for(config: Config, tokens: TokenSource) -> tuple[str, Any]:
-    """(predicate type, predicate) for the inputs' mode."""
+def provenance_claims_for(config: Config, tokens: TokenSource) -> Callable[[], dict[str, Any]]:
+    """The job's OIDC token claims, fetched and verified on first use, then kept."""
+    issuer = issuer_for(config.runtime.server_url, override=config.runtime.oidc_issuer)
+    return functools.cache(functools.partial(provenance_claims, tokens, issuer=issuer))
+
+
+def predicate_for(config: Config, claims: Callable[[], dict[str, Any]]) -> tuple[str, Any]:
+    """(predicate type, predicate) for the inputs' mode; only provenance asks for ``claims``."""
     inputs, runtime = config.inputs, config.runtime
     mode = inputs.mode
     if mode is Mode.SBOM:
@@ -80,16 +87,14 @@ def predicate_for(config: Config, tokens: TokenSource) -> tuple[str, Any]:
             predicate_path=inputs.predicate_path,
             workspace=runtime.workspace,
         )
-    issuer = issuer_for(runtime.server_url, override=runtime.oidc_issuer)
-    claims = provenance_claims(tokens, issuer=issuer)
-    return SLSA_PROVENANCE_V1, provenance_predicate(claims, server_url=runtime.server_url)
+    return SLSA_PROVENANCE_V1, provenance_predicate(claims(), server_url=runtime.server_url)
 
 
 def statement_for(config: Config, *, workflow: Workflow, tokens: TokenSource) -> Statement:
     """The in-toto statement ``attest run`` signs, from the same inputs."""
     subjects = subjects_for(config, workflow)
     _logger.debug("%s attestation for %d subject(s)", config.inputs.mode.value, len(subjects))
-    return build_statement(subjects, *predicate_for(config, tokens))
+    return build_statement(subjects, *predicate_for(config, provenance_claims_for(config, tokens)))
 
 
 def registry_images(config: Config, subjects: Sequence[Subject]) -> list[Reference]:
@@ -128,25 +133,20 @@ def signing_instance(config: Config) -> Instance:
     inputs, runtime = config.inputs, config.runtime
     if inputs.sigstore_trust_config:
         path = Path(inputs.sigstore_trust_config).expanduser()
-        document = _read(runtime.workspace / path, "sigstore-trust-config")
+        document = read_input(runtime.workspace / path, "sigstore-trust-config")
         return instance_from_trust_config(document, source="sigstore-trust-config")
     if repository_visibility(runtime.event_path) == "public" and not inputs.private_signing:
         override = runtime.public_good_trust_config
         return public_good_instance(
-            trust_config=_read(override, "ATTEST_PUBLIC_GOOD_TRUST_CONFIG") if override else None
+            trust_config=read_input(override, "ATTEST_PUBLIC_GOOD_TRUST_CONFIG")
+            if override
+            else None
         )
     override = runtime.github_trust_config
     return github_instance(
         runtime.server_url,
-        trust_config=_read(override, "ATTEST_GITHUB_TRUST_CONFIG") if override else None,
+        trust_config=read_input(override, "ATTEST_GITHUB_TRUST_CONFIG") if override else None,
     )
-
-
-def _read(path: Path, name: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{name} {path}: {exc.strerror or exc}") from exc
 
 
 def repository_visibility(event_path: Path | None) -> str | None:
@@ -169,25 +169,30 @@ class PushResult:
     mode: str
 
 
-def run_cleanup(config: Config, workflow: Workflow) -> None:
-    """The cleanup mode: plan (and with cleanup-apply, act) for each repository."""
+def cleanup_plans(
+    registry: RegistryConfig, repositories: Sequence[str], *, apply: bool
+) -> list[cleanup.Plan]:
+    """Plan (and with ``apply``, act) for each repository; every name is checked first."""
     targets = []
-    for text in config.inputs.cleanup:
+    for text in repositories:
         target = Reference.parse(text)
         if target.tag or target.digest:
             raise UsageError(f"cleanup: {text!r} must name a repository, not an image")
         targets.append(target)
-    registry = config.registry
     plans = []
-    with Registries(
-        plain_http_hosts=registry.plain_http_hosts, credentials=registry.credential_store()
-    ) as registries:
+    with registry.registries() as registries:
         for target in targets:
             client = registries.client(target.api_host)
             planned = cleanup.plan(client, target.repository, Referrers())
-            if config.inputs.cleanup_apply:
+            if apply:
                 planned = cleanup.apply(client, target.repository, planned)
             plans.append(planned)
+    return plans
+
+
+def run_cleanup(config: Config, workflow: Workflow) -> None:
+    """The cleanup mode: plan (and with cleanup-apply, act) for each repository."""
+    plans = cleanup_plans(config.registry, config.inputs.cleanup, apply=config.inputs.cleanup_apply)
     workflow.set_output("cleanup-plan", json.dumps([p.to_json() for p in plans]))
     verb = "Cleanup applied" if config.inputs.cleanup_apply else "Cleanup plan (dry run)"
     lines = [
@@ -223,33 +228,23 @@ def run(config: Config, workflow: Workflow) -> None:
     instance = signing_instance(config)
     api = _github_api(config, workflow)
     tokens = token_source(config, workflow)
-    if inputs.mode is not Mode.PROVENANCE:
-        predicate_type, predicate = predicate_for(config, tokens)
-    issuer = issuer_for(runtime.server_url, override=runtime.oidc_issuer)
+    claims = provenance_claims_for(config, tokens)
+    predicate_type, predicate = predicate_for(config, claims)
     # The verified claims give the provenance and the identity our bundle must carry.
-    claims = provenance_claims(tokens, issuer=issuer)
-    if inputs.mode is Mode.PROVENANCE:
-        predicate_type, predicate = (
-            SLSA_PROVENANCE_V1,
-            provenance_predicate(claims, server_url=runtime.server_url),
-        )
+    policy = IdentityPolicy.for_workflow(
+        claims(),
+        server_url=runtime.server_url,
+        issuer=issuer_for(runtime.server_url, override=runtime.oidc_issuer),
+    )
     statement = build_statement(subjects, predicate_type, predicate)
 
     signed = sign(statement.data, instance=instance, identity_token=tokens.token("sigstore"))
-    IdentityPolicy.for_workflow(claims, server_url=runtime.server_url, issuer=issuer).check(
-        signed.certificate
-    )
+    policy.check(signed.certificate)
     _report_signing(workflow, signed, len(subjects))
-    bundle_path = _write_bundle(config, signed.bundle)
-    workflow.set_output(
-        "bundle-path",
-        host_path(
-            bundle_path, runner_workspace=runtime.runner_workspace, repository=runtime.repository
-        ),
-    )
+    workflow.set_output("bundle-path", _write_bundle(config, signed.bundle))
     attestation_url = None
-    if api is not None:
-        with api:
+    with api or contextlib.nullcontext():
+        if api is not None:
             attestation_id = api.create_attestation(runtime.repository, signed.bundle)
             attestation_url = (
                 f"{runtime.server_url}/{runtime.repository}/attestations/{attestation_id}"
@@ -258,11 +253,8 @@ def run(config: Config, workflow: Workflow) -> None:
             workflow.set_output("attestation-url", attestation_url)
             workflow.info("Attestation uploaded to repository")
             workflow.info(attestation_url)
-            pushes, failure = _push(config, workflow, images, signed.bundle)
-            records = _storage_records(config, workflow, api, pushes)
-    else:
         pushes, failure = _push(config, workflow, images, signed.bundle)
-        records = []
+        records = [] if api is None else _storage_records(config, workflow, api, pushes)
     if pushes:
         workflow.set_output(
             "attestation-manifest-digests",
@@ -342,8 +334,8 @@ def _summary(
         f"| Predicate type | `{statement.predicate_type}` |",
         f"| Signed with | {signed.instance.display_name} |",
     ]
-    if signed.tlog_index is not None and signed.instance.kind is InstanceKind.PUBLIC_GOOD:
-        link = f"https://search.sigstore.dev?logIndex={signed.tlog_index}"
+    link = _tlog_link(signed)
+    if link is not None:
         lines.append(f"| Transparency log | [{signed.tlog_index}]({link}) |")
     lines += ["", "| Subject | Digest |", "| --- | --- |"]
     shown = statement.subjects[:50]
@@ -376,29 +368,34 @@ def _report_signing(workflow: Workflow, signed: SignedBundle, subjects: int) -> 
         f"Attestation signed using certificate from {signed.instance.display_name}"
     ):
         workflow.info(signed.certificate.public_bytes(Encoding.PEM).decode().rstrip())
-    if signed.tlog_index is not None and signed.instance.kind is InstanceKind.PUBLIC_GOOD:
+    link = _tlog_link(signed)
+    if link is not None:
         workflow.info("Attestation signature uploaded to Rekor transparency log")
-        workflow.info(f"https://search.sigstore.dev?logIndex={signed.tlog_index}")
+        workflow.info(link)
     workflow.info(f"Attestation created for {subjects} subject(s)")
 
 
-def _write_bundle(config: Config, bundle: bytes) -> Path:
+def _tlog_link(signed: SignedBundle) -> str | None:
+    """The public transparency log's page of the signature; other instances' logs have none."""
+    if signed.tlog_index is None or signed.instance.kind is not InstanceKind.PUBLIC_GOOD:
+        return None
+    return f"https://search.sigstore.dev?logIndex={signed.tlog_index}"
+
+
+def _write_bundle(config: Config, bundle: bytes) -> str:
     """``<RUNNER_TEMP>/<mkdtemp>/attestation.json``, recorded in created_attestation_paths.txt
-    like actions/attest does."""
+    like actions/attest does; returns its path as the runner's host sees it."""
     temp = config.runtime.runner_temp
     directory = Path(tempfile.mkdtemp(prefix="attest-", dir=temp))
     path = directory / "attestation.json"
     path.write_bytes(bundle + b"\n")
+    shown = host_path(
+        path, runner_workspace=config.runtime.runner_workspace, repository=config.runtime.repository
+    )
     if temp is not None:
-        listing = temp / "created_attestation_paths.txt"
-        shown = host_path(
-            path,
-            runner_workspace=config.runtime.runner_workspace,
-            repository=config.runtime.repository,
-        )
-        with listing.open("a", encoding="utf-8") as handle:
+        with (temp / "created_attestation_paths.txt").open("a", encoding="utf-8") as handle:
             handle.write(shown + "\n")
-    return path
+    return shown
 
 
 def _push(
@@ -411,9 +408,7 @@ def _push(
         return [], None
     registry = config.registry
     referrers = Referrers()
-    with Registries(
-        plain_http_hosts=registry.plain_http_hosts, credentials=registry.credential_store()
-    ) as registries:
+    with registry.registries() as registries:
 
         def attach(image: Reference) -> PushResult:
             result = referrers.attach(

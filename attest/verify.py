@@ -17,6 +17,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from attest.config import read_input
 from attest.errors import AttestError, UsageError
 from attest.identity import IdentityPolicy, fulcio_extensions, san
 from attest.oci.artifact import BUNDLE_V03
@@ -195,7 +196,7 @@ def _trusted_roots(path: Path | None) -> list[bytes]:
     """One trusted root (JSON), or several (JSON lines, as ``gh attestation trusted-root``)."""
     if path is None:
         return default_trusted_roots()
-    data = _read(path, "--trusted-root")
+    data = read_input(path, "--trusted-root")
     documents = list(_json_documents(data))
     if not documents:
         raise UsageError(f"--trusted-root {path}: no trusted root in the file")
@@ -206,13 +207,6 @@ def _trusted_roots(path: Path | None) -> list[bytes]:
             raise UsageError(f"--trusted-root {path}: {where} is not a JSON trusted root")
         roots.append(raw)
     return roots
-
-
-def _read(path: Path, flag: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{flag} {path}: {exc.strerror or exc}") from exc
 
 
 def _json_documents(data: bytes) -> Iterator[tuple[int, bytes, Any]]:
@@ -239,7 +233,7 @@ def _json_documents(data: bytes) -> Iterator[tuple[int, bytes, Any]]:
 
 
 def _bundles_from_file(path: Path) -> list[_Candidate]:
-    data = _read(path, "--bundle")
+    data = read_input(path, "--bundle")
     candidates = [
         _Candidate(
             f"{path}:{number}" if number else str(path), f"line {number}" if number else "", raw
