@@ -24,6 +24,7 @@ import requests
 
 from attest import _http
 from attest.errors import AttestError, UsageError
+from attest.identity import GHE_TENANT_HOST
 from attest.oci.reference import is_loopback
 
 __all__ = ["API_VERSION", "GitHubAPI", "GitHubAPIError", "api_base"]
@@ -34,8 +35,6 @@ _logger = logging.getLogger(__name__)
 API_VERSION: Final = "2022-11-28"
 
 _GITHUB_API: Final = "https://api.github.com"
-_GHE_HOST: Final = re.compile(r"^(?P<tenant>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)\.ghe\.com$")
-_GHE_API_HOST: Final = re.compile(r"^api\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.ghe\.com$")
 _REPOSITORY: Final = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 _ATTESTATIONS_YAML: Final = "permissions: {id-token: write, attestations: write, contents: read}"
@@ -100,7 +99,7 @@ def api_base(api_url: str, server_url: str) -> str:
         host = (parts.hostname or "").lower()
         if host == "github.com":
             return api or _GITHUB_API
-        match = _GHE_HOST.match(host)
+        match = GHE_TENANT_HOST.match(host)
         if match:
             return api or f"https://api.{match['tenant']}.ghe.com"
         if not (host and is_loopback(parts.netloc) and api):
@@ -109,7 +108,9 @@ def api_base(api_url: str, server_url: str) -> str:
     if not api:
         return _GITHUB_API
     host = (urllib.parse.urlsplit(api).hostname or "").lower()
-    if host == "api.github.com" or _GHE_API_HOST.match(host):
+    if host == "api.github.com" or (
+        host.startswith("api.") and GHE_TENANT_HOST.match(host.removeprefix("api."))
+    ):
         return api
     raise _ghes_error(api)
 

@@ -33,17 +33,19 @@ from cryptography import x509
 from attest.errors import AttestError, UsageError
 
 __all__ = [
+    "GHE_TENANT_HOST",
     "GITHUB_HOSTED",
     "GITHUB_ISSUER",
     "IdentityError",
     "IdentityPolicy",
     "fulcio_extensions",
     "san",
+    "tenant_issuer",
 ]
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-#: A GitHub Enterprise Cloud tenant's issuer (``verification/extensions.go``).
-_TENANT_ISSUER = "https://token.actions.{tenant}.ghe.com"
+#: A GitHub Enterprise Cloud (GHE.com) tenant's host.
+GHE_TENANT_HOST = re.compile(r"^(?P<tenant>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)\.ghe\.com$")
 #: The runner environment of GitHub-hosted runners.
 GITHUB_HOSTED = "github-hosted"
 
@@ -86,6 +88,11 @@ _FALLBACKS = {
 _UTF8_STRING = 0x0C
 #: gh's test for a ``--signer-workflow`` that starts with a host (``verify/policy.go``).
 _HOST_PREFIX = re.compile(r"^[a-zA-Z0-9-]+\.[a-zA-Z0-9-]+.*$")
+
+
+def tenant_issuer(tenant: str) -> str:
+    """A GHE.com tenant's OIDC issuer (cli ``verification/extensions.go``)."""
+    return f"https://token.actions.{tenant}.ghe.com"
 
 
 class IdentityError(AttestError):
@@ -281,7 +288,7 @@ class IdentityPolicy:
     def expected_issuer(self) -> str:
         tenant = self.tenant
         if tenant is not None and self.issuer == GITHUB_ISSUER:
-            return _TENANT_ISSUER.format(tenant=tenant)
+            return tenant_issuer(tenant)
         return self.issuer
 
     @property

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import logging
 import re
@@ -32,6 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from attest import _http
 from attest.errors import AttestError
+from attest.identity import GHE_TENANT_HOST, GITHUB_ISSUER, tenant_issuer
+from attest.oci.reference import is_loopback
 
 __all__ = [
     "MISSING_PERMISSION",
@@ -72,8 +73,6 @@ REQUIRED_CLAIMS: Final = (
 
 #: The audience of the token whose claims feed the provenance predicate.
 _PROVENANCE_AUDIENCE: Final = "nobody"
-_GITHUB_ISSUER: Final = "https://token.actions.githubusercontent.com"
-_GHE_HOST: Final = re.compile(r"^(?P<tenant>[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)\.ghe\.com$")
 #: Clock skew tolerated on ``exp``, ``nbf`` and ``iat``, in seconds.
 _LEEWAY: Final = 60.0
 _MIN_RSA_BITS: Final = 2048
@@ -103,14 +102,14 @@ def issuer_for(server_url: str, *, override: str | None = None) -> str:
     if override:
         return override.rstrip("/")
     if not server_url.strip():
-        return _GITHUB_ISSUER
+        return GITHUB_ISSUER
     parts = urllib.parse.urlsplit(server_url.strip())
     host = (parts.hostname or "").lower()
     if parts.scheme == "https" and host == "github.com":
-        return _GITHUB_ISSUER
-    match = _GHE_HOST.match(host)
+        return GITHUB_ISSUER
+    match = GHE_TENANT_HOST.match(host)
     if parts.scheme == "https" and match:
-        return f"https://token.actions.{match['tenant']}.ghe.com"
+        return tenant_issuer(match["tenant"])
     raise OidcError(
         f"Invalid server URL: {server_url}: artifact attestations are not available on "
         "GitHub Enterprise Server",
@@ -299,21 +298,12 @@ def _check_transport(url: str, what: str) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.netloc):
         return
     raise _failure(
         f"the OIDC {what} {url} is not an https:// URL "
         "(plain http is allowed for loopback hosts only)"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --- JWS ---------------------------------------------------------------------------------------
