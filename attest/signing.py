@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
+import functools
 import importlib.resources
 import json
 import logging
@@ -55,6 +56,7 @@ from rfc3161_client import VerificationError as TimestampVerificationError
 
 from attest import _http
 from attest.errors import AttestError
+from attest.oci.artifact import BUNDLE_V03, IN_TOTO_PAYLOAD_TYPE
 
 _logger = logging.getLogger(__name__)
 
@@ -75,10 +77,7 @@ __all__ = [
     "verify_bundle",
 ]
 
-BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 GITHUB_ORGANIZATION = "GitHub, Inc."
-_SCT_OID = x509.ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2")
 #: Seconds one signing attempt may take before it is abandoned and retried.
 _SIGN_DEADLINE = 60.0
 _SIGN_ATTEMPTS = 3
@@ -228,8 +227,7 @@ def sign(statement: bytes, *, instance: Instance, identity_token: str) -> Signed
     """Sign the statement's exact bytes as DSSE, then verify the bundle before returning it."""
     signer = _sign_with_log if instance.has_transparency_log else _sign_with_timestamp
     bundle = _retrying(lambda: signer(statement, instance, identity_token), instance)
-    roots = instance.trusted_roots or ()
-    verified = _verify(bundle, _roots_for(instance, roots))
+    verified = _verify(bundle, _roots_for(instance))
     if verified.payload != statement or verified.payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise SigningError("the signed bundle does not carry the statement we signed")
     return SignedBundle(bundle, verified.certificate, verified.tlog_index, instance)
@@ -309,7 +307,6 @@ def _with_deadline(function: Callable[[], _T], seconds: float) -> _T:
 def _sign_with_log(statement: bytes, instance: Instance, identity_token: str) -> bytes:
     from sigstore.dsse import Statement
     from sigstore.errors import Error as SigstoreError
-    from sigstore.models import ClientTrustConfig
     from sigstore.oidc import IdentityError, IdentityToken
     from sigstore.sign import SigningContext
 
@@ -317,7 +314,7 @@ def _sign_with_log(statement: bytes, instance: Instance, identity_token: str) ->
         if instance.trust_config is not None:
             config = _load_client_trust_config(instance.trust_config, "trust config")
         else:
-            config = ClientTrustConfig.production()
+            config = _production_trust_config()
         context = SigningContext.from_trust_config(config)
         token = IdentityToken(identity_token)
     except IdentityError as exc:
@@ -327,6 +324,14 @@ def _sign_with_log(statement: bytes, instance: Instance, identity_token: str) ->
     with context.signer(token, cache=True) as signer:
         bundle = signer.sign_dsse(Statement(statement))
     return bundle.to_json().encode()
+
+
+@functools.cache
+def _production_trust_config() -> Any:
+    """Public good's client trust config, refreshed from its TUF repository once a run."""
+    from sigstore.models import ClientTrustConfig
+
+    return ClientTrustConfig.production()
 
 
 def _load_client_trust_config(document: bytes, source: str) -> Any:
@@ -475,16 +480,14 @@ class _Root:
     sigstore: Any
 
 
-def _roots_for(instance: Instance, documents: Sequence[bytes]) -> list[_Root]:
-    if documents:
-        return [_parse_root(d) for d in documents]
+def _roots_for(instance: Instance) -> list[_Root]:
+    if instance.trusted_roots:
+        return [_parse_root(d) for d in instance.trusted_roots]
     if instance.kind is InstanceKind.GITHUB:
         # A GHE.com tenant's instance: the trust material its services publish.
         return [_parse_root(_published_root(instance))]
-    from sigstore.models import ClientTrustConfig
-
     # Public good: the root Sigstore's TUF repository serves now.
-    return [_Root(None, ClientTrustConfig.production().trusted_root)]
+    return [_Root(None, _production_trust_config().trusted_root)]
 
 
 def _published_root(instance: Instance) -> bytes:
@@ -541,6 +544,8 @@ def _published_root(instance: Instance) -> bytes:
     return json.dumps(root).encode()
 
 
+# Kept by content: verifying several bundles (an image's referrers) parses each root once.
+@functools.lru_cache(maxsize=16)
 def _parse_root(document: bytes) -> _Root:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import TrustedRoot

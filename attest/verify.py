@@ -20,7 +20,7 @@ from typing import Any
 from attest.config import read_input
 from attest.errors import AttestError, UsageError
 from attest.identity import IdentityPolicy, fulcio_extensions, san
-from attest.oci.artifact import BUNDLE_V03
+from attest.oci.artifact import BUNDLE_V03, IN_TOTO_PAYLOAD_TYPE
 from attest.oci.client import Registries, RegistryClient
 from attest.oci.descriptor import digest_of
 from attest.oci.reference import Reference, validate_digest
@@ -29,7 +29,6 @@ from attest.signing import VerificationError, VerifiedBundle, default_trusted_ro
 
 __all__ = ["IN_TOTO_PAYLOAD_TYPE", "run_verify"]
 
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 _STATEMENT_TYPES = frozenset(
     {"https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1"}
 )

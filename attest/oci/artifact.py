@@ -33,7 +33,7 @@ CONTENT = "dev.sigstore.bundle.content"
 PREDICATE_TYPE = "dev.sigstore.bundle.predicateType"
 
 _LEGACY_BUNDLE = re.compile(r"application/vnd\.dev\.sigstore\.bundle\+json;\s*version=(0\.[12])")
-_IN_TOTO_PAYLOAD = "application/vnd.in-toto+json"
+IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _bundle_media_type(bundle: dict[str, Any], source: str) -> str:
 
 
 def _predicate_type(envelope: dict[str, Any], source: str) -> str | None:
-    if envelope.get("payloadType") != _IN_TOTO_PAYLOAD:
+    if envelope.get("payloadType") != IN_TOTO_PAYLOAD_TYPE:
         return None
     try:
         statement = json.loads(base64.b64decode(envelope.get("payload", ""), validate=True))
