@@ -163,11 +163,10 @@ def _has_newline(name: str) -> bool:
 def _from_checksums(value: str, workspace: Path) -> list[Subject]:
     path = workspace / value
     try:
-        os.stat(path)  # the anchor's fs.access(): if it exists, it is meant as a file
-        is_path = True
+        st = os.stat(path)  # the anchor's fs.access(): if it exists, it is meant as a file
     except (OSError, ValueError):  # ValueError: an embedded NUL, so surely inline text
-        is_path = False
-    if not is_path:
+        st = None
+    if st is None:
         subjects = _parse_checksums(value)
         if not subjects:
             shown = value if len(value) <= 200 else value[:200] + "…"
@@ -176,12 +175,11 @@ def _from_checksums(value: str, workspace: Path) -> list[Subject]:
                 hint='give a file, or lines like "<hex digest>  <name>" as sha256sum writes them',
             )
         return subjects
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"subject checksums file not found: {value}")
+    if st.st_size > _MAX_CHECKSUMS_BYTES:
+        raise _checksums_too_big()
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(f"subject checksums file not found: {value}")
-        if st.st_size > _MAX_CHECKSUMS_BYTES:
-            raise _checksums_too_big()
         with open(path, "rb") as f:
             data = f.read(_MAX_CHECKSUMS_BYTES + 1)
     except OSError as e:
@@ -206,7 +204,6 @@ def _checksums_too_big() -> UsageError:
 
 def _parse_checksums(text: str) -> list[Subject]:
     subjects: list[Subject] = []
-    seen: set[tuple[str, str, str]] = set()
     for record in re.split(r"\r?\n", text):
         space = record.find(" ")
         if space < 0:  # also skips empty lines
@@ -225,11 +222,8 @@ def _parse_checksums(text: str) -> list[Subject]:
             algorithm = "sha512"
         else:
             raise UsageError(f"Unknown digest algorithm: {digest}")
-        key = (name, algorithm, digest.lower())
-        if key not in seen:
-            seen.add(key)
-            subjects.append(Subject(name, {algorithm: digest.lower()}))
-    return subjects
+        subjects.append(Subject(name, {algorithm: digest.lower()}))
+    return list(dict.fromkeys(subjects))  # duplicates dropped, first seen first
 
 
 # --- artifacts list ----------------------------------------------------------------------------
@@ -856,8 +850,9 @@ def _home() -> str:
 def _glob_regular_files(text: str, *, cwd: str, home: str | None) -> list[str]:
     """The regular files the subject-path globs match, in walk order."""
     patterns: list[_Pattern] = []
+    home = home or _home()
     for line in _split_path_list(text):
-        pattern = _make_pattern(line, cwd=cwd, home=home or _home())
+        pattern = _make_pattern(line, cwd=cwd, home=home)
         patterns.append(pattern)
         if pattern.trailing_separator or pattern.segments[-1] != _GLOBSTAR:
             patterns.append(_implicit_descendants(pattern))
@@ -881,13 +876,12 @@ def _from_paths(
     cwd = os.path.abspath(workspace)
     files = _glob_regular_files(text, cwd=cwd, home=str(home) if home is not None else None)
     digests = _hash_files(files, workers=workers, progress=progress, interval=interval)
-    subjects: list[Subject] = []
-    seen: set[tuple[str, str]] = set()
-    for path, digest in zip(files, digests, strict=True):
-        key = (name or os.path.basename(path), digest)
-        if key not in seen:
-            seen.add(key)
-            subjects.append(Subject(key[0], {"sha256": digest}))
+    subjects = list(
+        dict.fromkeys(
+            Subject(name or os.path.basename(path), {"sha256": digest})
+            for path, digest in zip(files, digests, strict=True)
+        )
+    )
     if not subjects:
         raise UsageError(f"Could not find subject at path {text}")
     return subjects
