@@ -172,8 +172,9 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO)
         value = getattr(args, _dest(name), None)
         if value is not None:
             raw[name] = value
-    if "github-token" not in raw and (environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN")):
-        raw["github-token"] = environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN", "")
+    token = environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN")
+    if "github-token" not in raw and token:
+        raw["github-token"] = token
     if args.registry_password_stdin:
         raw["registry-password"] = stdin.read().rstrip("\r\n")
     return Config(Inputs.parse(raw), Runtime.from_environ(environ, cwd=Path.cwd()))

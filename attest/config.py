@@ -218,7 +218,6 @@ class Runtime:
     public_good_trust_config: Path | None = None
     github_trust_config: Path | None = None
     in_actions: bool = False
-    debug: bool = False
     credential_sources: CredentialSources = field(
         default_factory=lambda: CredentialSources(docker_config=None)
     )
@@ -248,7 +247,6 @@ class Runtime:
             public_good_trust_config=path("ATTEST_PUBLIC_GOOD_TRUST_CONFIG"),
             github_trust_config=path("ATTEST_GITHUB_TRUST_CONFIG"),
             in_actions=environ.get("GITHUB_ACTIONS") == "true",
-            debug=environ.get("RUNNER_DEBUG") == "1" or environ.get("ACTIONS_STEP_DEBUG") == "true",
             credential_sources=CredentialSources.from_environ(environ, home),
         )
 

@@ -23,6 +23,13 @@ class AttestError(Exception):
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
+def one_line(text: str, limit: int = 500) -> str:
+    """Text fit for a one-line report: whitespace runs (servers' messages hold blank lines)
+    become single spaces, and the rest is cut to ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 class UsageError(AttestError):
     """A bad command-line argument or action input; the message names it."""
 

@@ -23,7 +23,7 @@ from typing import Any, Final, Self
 import requests
 
 from attest import _http
-from attest.errors import AttestError, UsageError
+from attest.errors import AttestError, UsageError, one_line
 from attest.identity import GHE_TENANT_HOST
 from attest.oci.reference import is_loopback
 
@@ -271,7 +271,7 @@ class GitHubAPI:
         try:
             response = _http.send(self._session, method, url, policy=self._policy, **kwargs)
         except requests.RequestException as exc:
-            reason = self._scrub(_short(f"{type(exc).__name__}: {exc}"))
+            reason = self._scrub(one_line(f"{type(exc).__name__}: {exc}"))
             raise GitHubAPIError(
                 f"{what}: could not reach the GitHub API at {self.api_url} ({reason})",
                 hint="check the runner's network and proxy settings, and GITHUB_API_URL",
@@ -497,7 +497,7 @@ def _api_message(response: requests.Response) -> str:
     document = _json_object(response)
     if document is None:
         text = response.content[:200].decode("utf-8", "replace")
-        return _short(text) or response.reason or f"HTTP {response.status_code}"
+        return one_line(text) or response.reason or f"HTTP {response.status_code}"
     message = document.get("message")
     parts = [message if isinstance(message, str) and message.strip() else ""]
     details = document.get("errors")
@@ -511,11 +511,5 @@ def _api_message(response: requests.Response) -> str:
                 )
                 if detail:
                     parts.append(str(detail))
-    text = _short(": ".join(part for part in parts if part))
+    text = one_line(": ".join(part for part in parts if part))
     return text or response.reason or f"HTTP {response.status_code}"
-
-
-def _short(text: str, limit: int = 500) -> str:
-    """One line: whitespace runs (GitHub's messages hold blank lines) become single spaces."""
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"

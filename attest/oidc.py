@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from attest import _http
-from attest.errors import AttestError
+from attest.errors import AttestError, one_line
 from attest.identity import GHE_TENANT_HOST, GITHUB_ISSUER, tenant_issuer
 from attest.oci.reference import is_loopback
 
@@ -191,12 +191,8 @@ def _with_query_param(url: str, name: str, value: str) -> str:
 
 def _excerpt(response: requests.Response, *, secret: str | None = None) -> str:
     """The start of an error response's body, on one line, with ``secret`` blotted out."""
-    text = " ".join(response.text.split())
-    if secret:
-        text = text.replace(secret, "***")
-    if len(text) > _EXCERPT:
-        text = text[:_EXCERPT] + "…"
-    return text or "(empty body)"
+    text = response.text.replace(secret, "***") if secret else response.text
+    return one_line(text, _EXCERPT) or "(empty body)"
 
 
 def _describe(exc: BaseException) -> str:

@@ -217,12 +217,11 @@ def run_cleanup(config: Config, workflow: Workflow) -> None:
 def run(config: Config, workflow: Workflow) -> None:
     """The whole action: every check that can refuse the inputs runs before signing."""
     inputs, runtime = config.inputs, config.runtime
-    if inputs.cleanup:
-        workflow.mask(inputs.registry_password)
-        run_cleanup(config, workflow)
-        return
     # Secrets are masked the moment they exist (the runner masks only its own secrets).
     workflow.mask(inputs.registry_password)
+    if inputs.cleanup:
+        run_cleanup(config, workflow)
+        return
     subjects = subjects_for(config, workflow)
     images = registry_images(config, subjects)
     instance = signing_instance(config)

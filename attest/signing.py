@@ -55,7 +55,7 @@ from rfc3161_client import (
 from rfc3161_client import VerificationError as TimestampVerificationError
 
 from attest import _http
-from attest.errors import AttestError
+from attest.errors import AttestError, one_line
 from attest.oci.artifact import BUNDLE_V03, IN_TOTO_PAYLOAD_TYPE
 
 _logger = logging.getLogger(__name__)
@@ -279,8 +279,7 @@ class _TransientError(SigningError):
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())[:500]
+    return one_line(str(exc) or type(exc).__name__)
 
 
 def _with_deadline(function: Callable[[], _T], seconds: float) -> _T:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from attest.config import read_input
-from attest.errors import AttestError, UsageError
+from attest.errors import AttestError, UsageError, one_line
 from attest.identity import IdentityPolicy, fulcio_extensions, san
 from attest.oci.artifact import BUNDLE_V03, IN_TOTO_PAYLOAD_TYPE
 from attest.oci.client import Registries, RegistryClient
@@ -374,7 +374,7 @@ def _none_verified(
     where: str, subject: _Subject, labels: Sequence[str], failures: Sequence[AttestError]
 ) -> VerificationError:
     reasons = [
-        f"{label}: {_brief(failure.message)}" if label else _brief(failure.message)
+        ": ".join(filter(None, (label, one_line(failure.message, _MAX_REASON_CHARS))))
         for label, failure in zip(labels[:_MAX_REASONS], failures, strict=False)
     ]
     if len(failures) > _MAX_REASONS:
@@ -387,10 +387,3 @@ def _none_verified(
         + "; ".join(reasons),
         hint="; ".join(hints) or None,
     )
-
-
-def _brief(message: str) -> str:
-    message = " ".join(message.split())
-    if len(message) <= _MAX_REASON_CHARS:
-        return message
-    return message[: _MAX_REASON_CHARS - 1] + "…"
