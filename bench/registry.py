@@ -52,6 +52,18 @@ def _ours(registries: Registries, referrers: Referrers, image: str, bundle: Path
     )
 
 
+def _ours_batch(
+    registries: Registries, referrers: Referrers, image: str, bundles: list[bytes]
+) -> None:
+    """``attest attach IMAGE --bundle …``: every bundle in one batch."""
+    reference = Reference.parse(image)
+    referrers.attach_all(
+        registries.client(reference.api_host),
+        reference,
+        [lambda s, d=d: bundle_artifact(d, s) for d in bundles],
+    )
+
+
 def _node(image: str, bundles: list[Path]) -> float:
     name, digest = image.rsplit("@", 1)
     completed = subprocess.run(
@@ -94,14 +106,9 @@ def _batch_pair(
     ours_image, anchor_image = (push_image(registry_host, f"{name}-{side}") for side in "ab")
     if proxy is not None:
         ours_image, anchor_image = through(proxy, ours_image), through(proxy, anchor_image)
-    reference = Reference.parse(ours_image)
     with Registries() as registries:
         started = time.perf_counter()
-        Referrers().attach_all(
-            registries.client(reference.api_host),
-            reference,
-            [lambda s, d=d: bundle_artifact(d, s) for d in datas],
-        )
+        _ours_batch(registries, Referrers(), ours_image, datas)
         ours = time.perf_counter() - started
     return ours, _node(anchor_image, bundles)
 
@@ -141,18 +148,10 @@ def _one_registry(
         ours_batch = _measure(
             proxy, lambda: [_ours(registries, referrers, images[3], b) for b in many]
         )
+    datas = [b.read_bytes() for b in many]
     with Registries() as registries:
         referrers = Referrers()
-        reference = Reference.parse(images[3])
-        datas = [b.read_bytes() for b in many]
-        batch_run = _measure(
-            proxy,
-            lambda: referrers.attach_all(
-                registries.client(reference.api_host),
-                reference,
-                [lambda s, d=d: bundle_artifact(d, s) for d in datas],
-            ),
-        )
+        batch_run = _measure(proxy, lambda: _ours_batch(registries, referrers, images[3], datas))
     anchor_seconds: list[float] = []
     anchor_batch = _measure(proxy, lambda: anchor_seconds.append(_node(images[4], many)))
     print(f"\n{label}: {batch} attaches to one image, one process each side")
