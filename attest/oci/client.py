@@ -157,7 +157,7 @@ class RegistryClient:
             if authorization is not None and _origin(url) == origin:
                 sent["Authorization"] = authorization
             try:
-                response = _http.send(
+                response = _http.send_wire(
                     self._session,
                     method,
                     url,

@@ -23,6 +23,7 @@ class _Script:
         self.headers = headers or {}
         self.seen: list[str] = []
         self.targets: list[str] = []
+        self.received: list[tuple[list[tuple[str, str]], bytes]] = []
 
 
 @pytest.fixture
@@ -33,6 +34,8 @@ def server() -> Iterator[tuple[str, _Script]]:
         def _answer(self) -> None:
             script.seen.append(self.command)
             script.targets.append(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            script.received.append((list(self.headers.items()), body))
             status = script.statuses.pop(0) if script.statuses else 200
             self.send_response(status)
             for name, value in script.headers.items():
@@ -40,7 +43,7 @@ def server() -> Iterator[tuple[str, _Script]]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        do_GET = do_PUT = _answer  # noqa: N815
+        do_GET = do_PUT = do_POST = _answer  # noqa: N815
 
         def log_message(self, *args: object) -> None:
             pass
@@ -151,6 +154,67 @@ def test_no_proxy_and_the_ca_bundle_of_the_environment_apply(server, tmp_path, m
     assert settings["proxies"]["http"] == "http://127.0.0.1:9"
     # Per-request settings still win over the environment's.
     assert session.merge_environment_settings(url, {}, True, False, None)["verify"] is False
+
+
+# --- send_wire: the registry's requests, prepared without Session.request -------------------
+
+
+def test_wire_requests_are_retried_and_carry_exactly_the_body(server):
+    url, script = server
+    script.statuses = [503, 429]
+    response = _http.send_wire(
+        _http.new_session(),
+        "POST",
+        url + "v2/x/blobs/uploads/?digest=sha256:ab",
+        headers={},
+        data=b"blob",
+        policy=FAST,
+    )
+    assert response.status_code == 200
+    assert script.seen == ["POST"] * 3
+    assert [body for _, body in script.received] == [b"blob"] * 3
+    assert script.targets[-1] == "/v2/x/blobs/uploads/?digest=sha256:ab"
+
+
+def test_wire_headers_override_the_sessions_whatever_their_case(server):
+    url, script = server
+    _http.send_wire(_http.new_session(), "GET", url, headers={"accept": "application/x"})
+    sent = script.received[0][0]
+    assert [value for name, value in sent if name.lower() == "accept"] == ["application/x"]
+    assert dict(sent)["User-Agent"].startswith("attest/")
+
+
+def test_wire_urls_are_percent_encoded_only_where_needed(server):
+    url, script = server
+    _http.send_wire(_http.new_session(), "GET", url + "v2/a b/%2Fc?q=1", headers={})
+    assert script.targets == ["/v2/a%20b/%2Fc?q=1"]
+
+
+def test_a_header_that_would_split_the_request_is_refused_before_sending(server):
+    url, script = server
+    with pytest.raises(requests.exceptions.InvalidHeader):
+        _http.send_wire(
+            _http.new_session(), "GET", url, headers={"Authorization": "Bearer x\r\nX-Evil: 1"}
+        )
+    assert script.seen == []
+
+
+def test_wire_redirects_are_returned_not_followed(server):
+    url, script = server
+    script.statuses = [307]
+    script.headers = {"Location": url + "elsewhere"}
+    response = _http.send_wire(_http.new_session(), "GET", url + "v2/", headers={})
+    assert response.status_code == 307
+    assert script.targets == ["/v2/"]
+
+
+def test_wire_requests_use_the_environments_proxy(server, monkeypatch):
+    proxy, script = server
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    _http.send_wire(_http.new_session(), "GET", "http://registry.invalid/v2/", headers={})
+    assert script.targets == ["http://registry.invalid/v2/"]
 
 
 # --- GitHub's rate limits: a 403 or 429 that says when to come back ---------------------------
