@@ -9,6 +9,7 @@ a timeout and applies :class:`RetryPolicy`.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
 import threading
@@ -217,8 +218,13 @@ def _log_retry(retry_state: tenacity.RetryCallState) -> None:
     )
 
 
+@functools.cache
 def _retrying(policy: RetryPolicy) -> tenacity.Retrying:
-    """The retry loop of ``policy``; the retried call takes (method, url, ...)."""
+    """The retry loop of ``policy``; the retried call takes (method, url, ...).
+
+    Built once per policy: tenacity keeps each call's state per thread, and a request never
+    sends another from inside its own attempt.
+    """
     return tenacity.Retrying(
         stop=_stop(policy),
         wait=_Wait(policy),

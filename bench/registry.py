@@ -35,6 +35,11 @@ from tests.integration.servers import start_registry, tool  # noqa: E402
 
 NODE = ROOT / "bench" / "node"
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+_REGISTRIES = (
+    ("olareg", "API registry (olareg)"),
+    ("distribution", "no-API registry (distribution 2.8.2)"),
+    ("ggcr-referrers", "API registry without OCI-Subject (go-containerregistry)"),
+)
 
 
 def _measure(proxy: QuirkProxy, action: Callable[[], object]) -> tuple[int, float]:
@@ -194,6 +199,12 @@ def main() -> int:
     parser.add_argument(
         "--round-trip-ms", type=float, default=10.0, help="0 skips the distant-registry run"
     )
+    parser.add_argument(
+        "--registry",
+        action="append",
+        choices=[kind for kind, _ in _REGISTRIES],
+        help="only these registries (repeatable; default: all)",
+    )
     args = parser.parse_args()
     batch = args.batch
     if not (NODE / "node_modules" / "@sigstore" / "oci").is_dir():
@@ -202,11 +213,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         bundles = _bundles(work, batch + 8)
-        for kind, label in (
-            ("olareg", "API registry (olareg)"),
-            ("distribution", "no-API registry (distribution 2.8.2)"),
-            ("ggcr-referrers", "API registry without OCI-Subject (go-containerregistry)"),
-        ):
+        for kind, label in _REGISTRIES:
+            if args.registry and kind not in args.registry:
+                continue
             with (
                 start_registry(kind, work / kind) as registry,
                 QuirkProxy(registry.url, Quirks()) as proxy,

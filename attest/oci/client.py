@@ -499,6 +499,8 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def _add_query(url: str, params: Mapping[str, str]) -> str:
+    if "?" not in url and "#" not in url:
+        return f"{url}?{urlencode(params)}"
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
