@@ -95,6 +95,37 @@ def test_connection_errors_are_retried_then_raised():
         _http.send(_http.new_session(), "GET", "http://127.0.0.1:9/", policy=policy)
 
 
+def test_a_first_attempt_that_fails_on_the_way_is_retried_like_any_other():
+    outcomes: list[requests.Response | Exception] = [
+        requests.ConnectionError("reset"),
+        _response(503, {}),
+        _response(200, {}),
+    ]
+    calls: list[tuple[str, str]] = []
+
+    def attempt(method: str, url: str) -> requests.Response:
+        calls.append((method, url))
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert _http._with_retries(FAST, attempt, "GET", "http://r/").status_code == 200
+    assert calls == [("GET", "http://r/")] * 3
+
+
+def test_other_failures_are_not_retried():
+    calls = []
+
+    def attempt(method: str, url: str) -> requests.Response:
+        calls.append(method)
+        raise requests.exceptions.InvalidHeader("bad header")
+
+    with pytest.raises(requests.exceptions.InvalidHeader):
+        _http._with_retries(FAST, attempt, "GET", "http://r/")
+    assert calls == ["GET"]
+
+
 def _with_retry_after(value: str) -> requests.Response:
     response = requests.Response()
     response.status_code = 429
