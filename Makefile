@@ -7,7 +7,7 @@ export ATTEST_TOOLS_DIR ?= $(HOME)/.cache/attest-tools
 # Select tests with T=, e.g. make test T=tests/unit
 T ?= tests
 
-.PHONY: dev lint reformat test demo tools system-packages requirements clean
+.PHONY: dev lint reformat test demo bench tools system-packages requirements clean
 
 dev: $(VENV)/.installed tools system-packages
 
@@ -38,6 +38,12 @@ test: dev
 
 demo: dev
 	$(PY) scripts/demo.py
+
+# Side by side with the peers; the numbers go into docs/benchmarks.md.
+bench: dev
+	$(PY) bench/registry.py
+	$(PY) bench/signing.py
+	$(PY) bench/subjects.py
 
 # The image's hashed runtime requirements, for Linux x86_64 and aarch64 alike.
 requirements: $(VENV)/.installed

@@ -1,7 +1,8 @@
 """Registry round trips and wall time per attach: attest vs GitHub's @sigstore/oci 0.7.2 and
 `oras attach`, side by side on the same local registries, plus a 100-attach batch.
 
-    make bench-registry      (or: python bench/registry.py [--batch 100])
+    python bench/registry.py [--batch 100] [--repeat N] [--registry KIND] [--round-trip-ms MS]
+    (make bench runs every bench script)
 
 Needs the Go tools (scripts/install-tools.sh), Debian's docker-registry, and
 `npm install` in bench/node. Requests are counted by a pass-through proxy in front of each
