@@ -29,8 +29,7 @@ from attest.oci.artifact import bundle_artifact  # noqa: E402
 from attest.oci.client import Registries  # noqa: E402
 from attest.oci.reference import Reference  # noqa: E402
 from attest.oci.referrers import Referrers  # noqa: E402
-from tests.integration.helpers import push_image, through  # noqa: E402
-from tests.integration.oci.test_concurrency import _bundles  # noqa: E402
+from tests.integration.helpers import distinct_bundles, push_image, through  # noqa: E402
 from tests.integration.quirk_proxy import QuirkProxy, Quirks  # noqa: E402
 from tests.integration.servers import start_registry, tool  # noqa: E402
 
@@ -213,7 +212,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        bundles = _bundles(work, batch + 8)
+        bundles = distinct_bundles(work, batch + 8)
         for kind, label in _REGISTRIES:
             if args.registry and kind not in args.registry:
                 continue

@@ -256,7 +256,7 @@ class Referrers:
 
         Blob uploads run at most ``_PUSH_WORKERS`` manifests ahead. The manifests are the
         critical path; uploads queued further ahead would only compete with them for the
-        interpreter (on a registry answering in a millisecond, a quarter of the batch's time)
+        interpreter (on a registry answering in a millisecond, a tenth of the batch's time)
         and be lost work if a manifest fails.
         """
         if len(artifacts) == 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import itertools
@@ -192,3 +193,21 @@ def write_trusted_root(path: Path, root: dict[str, Any]) -> Path:
     # newline (a last line without "\n" is silently ignored, pretty-printed JSON fails).
     path.write_text(json.dumps(root, separators=(",", ":")) + "\n")
     return path
+
+
+def distinct_bundles(directory: Path, count: int) -> list[Path]:
+    """Distinct bundles: the same signed bundle with a different statement subject each."""
+    original = json.loads(PROVENANCE.read_text())
+    statement = json.loads(base64.b64decode(original["dsseEnvelope"]["payload"]))
+    paths = []
+    for index in range(count):
+        statement["subject"][0]["name"] = f"artifact-{index}"
+        bundle = dict(original)
+        bundle["dsseEnvelope"] = dict(
+            original["dsseEnvelope"],
+            payload=base64.b64encode(json.dumps(statement).encode()).decode(),
+        )
+        path = directory / f"bundle-{index}.json"
+        path.write_text(json.dumps(bundle))
+        paths.append(path)
+    return paths

@@ -10,7 +10,7 @@ import pytest
 from attest import _http
 from attest.oci.artifact import bundle_artifact
 from attest.oci.client import Registries
-from attest.oci.descriptor import OCI_INDEX, referrers_tag
+from attest.oci.descriptor import OCI_INDEX, digest_of, referrers_tag
 from attest.oci.reference import Reference
 from attest.oci.referrers import Referrers
 
@@ -19,6 +19,7 @@ from ..helpers import (
     CUSTOM_ISSUER,
     PROVENANCE,
     PROVENANCE_PRIVATE,
+    distinct_bundles,
     push_image,
     run_attest,
     through,
@@ -219,3 +220,26 @@ def test_batch_attach_checks_every_bundle_before_writing(registry_of, tmp_path):
     assert result.code == 1
     assert f"--bundle {broken}" in result.stderr
     assert writes == []
+
+
+def test_batch_uploads_run_at_most_eight_manifests_ahead(registry_of, tmp_path):
+    registry = registry_of("olareg")
+    image = push_image(registry.host, unique_repository("ahead"))
+    datas = [path.read_bytes() for path in distinct_bundles(tmp_path, 40)]
+    bundle_hexes = {digest_of(data).split(":")[1] for data in datas}
+    with QuirkProxy(registry.url, Quirks()) as proxy, Registries() as registries:
+        reference = Reference.parse(through(proxy, image))
+        Referrers().attach_all(
+            registries.client(reference.api_host),
+            reference,
+            [lambda subject, data=data: bundle_artifact(data, subject) for data in datas],
+        )
+    uploads = manifests = 0
+    for request in proxy.log:
+        if request.method == "PUT" and "/manifests/sha256:" in request.path:
+            manifests += 1
+        elif request.method == "POST" and any(h in request.path for h in bundle_hexes):
+            uploads += 1
+            # Upload j starts once manifest j-9 is in: never more than 9 ahead of the log.
+            assert uploads <= manifests + 9, (uploads, manifests)
+    assert (uploads, manifests) == (40, 40)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from attest.oci.descriptor import referrers_tag
 
-from ..helpers import PROVENANCE, get_json, push_image, unique_repository
+from ..helpers import distinct_bundles, get_json, push_image, unique_repository
 
 WRITERS = 32
 # More trials for a closing note: ATTEST_RACE_TRIALS=10.
@@ -30,27 +28,9 @@ sys.exit(cli.main(sys.argv[2:], environ={}))
 """
 
 
-def _bundles(directory: Path, count: int) -> list[Path]:
-    """Distinct bundles: the same signed bundle with a different statement subject each."""
-    original = json.loads(PROVENANCE.read_text())
-    statement = json.loads(base64.b64decode(original["dsseEnvelope"]["payload"]))
-    paths = []
-    for index in range(count):
-        statement["subject"][0]["name"] = f"artifact-{index}"
-        bundle = dict(original)
-        bundle["dsseEnvelope"] = dict(
-            original["dsseEnvelope"],
-            payload=base64.b64encode(json.dumps(statement).encode()).decode(),
-        )
-        path = directory / f"bundle-{index}.json"
-        path.write_text(json.dumps(bundle))
-        paths.append(path)
-    return paths
-
-
 def test_concurrent_writers_lose_nothing_on_a_registry_that_ignores_if_match(registry_of, tmp_path):
     registry = registry_of("distribution")
-    bundles = _bundles(tmp_path, WRITERS)
+    bundles = distinct_bundles(tmp_path, WRITERS)
     for trial in range(TRIALS):
         repository = unique_repository("race")
         image = push_image(registry.host, repository)

@@ -14,9 +14,15 @@ from attest.oci.descriptor import referrers_tag
 from attest.oci.reference import Reference
 from attest.oci.referrers import Referrers, ReferrersMode
 
-from ..helpers import get_json, manifest_exists, push_image, through, unique_repository
+from ..helpers import (
+    distinct_bundles,
+    get_json,
+    manifest_exists,
+    push_image,
+    through,
+    unique_repository,
+)
 from ..quirk_proxy import RESET, QuirkProxy, Quirks
-from .test_concurrency import _bundles
 
 ATTACHES = 100
 
@@ -53,7 +59,7 @@ def test_a_hundred_attaches_through_twenty_percent_faults(registry_of, tmp_path)
     registry = registry_of("distribution")
     repository = unique_repository("faults")
     images = [push_image(registry.host, repository, seed=str(n)) for n in range(10)]
-    bundles = [path.read_bytes() for path in _bundles(tmp_path, ATTACHES // len(images))]
+    bundles = [path.read_bytes() for path in distinct_bundles(tmp_path, ATTACHES // len(images))]
     flaky = _Flaky(seed=int(time.time()))
     with QuirkProxy(registry.url, Quirks(faults=flaky)) as proxy, Registries() as registries:
         referrers = Referrers()
