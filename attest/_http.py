@@ -1,6 +1,6 @@
 """HTTP plumbing shared by every remote we talk to: sessions, timeouts and the one retry policy.
 
-Each remote (a registry host, later GitHub's API and Sigstore's services) owns one
+Each remote (a registry host, GitHub's API, each Sigstore service) owns one
 ``requests.Session`` made by :func:`new_session`, and every request goes through
 :func:`send` (or :func:`send_wire`, its lean form for registry traffic), which always sets
 a timeout and applies :class:`RetryPolicy`.
