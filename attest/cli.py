@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+import yaml
+
 from attest import __version__
 from attest.config import (
     INPUT_DEFAULTS,
@@ -23,7 +25,7 @@ from attest.config import (
     parse_referrers_mode,
     read_input,
 )
-from attest.errors import AttestError, UsageError
+from attest.errors import AttestError, UsageError, one_line
 from attest.github import Workflow, escape_data
 from attest.identity import IdentityPolicy
 from attest.oci.artifact import BundleArtifact, bundle_artifact
@@ -31,7 +33,7 @@ from attest.oci.credentials import ANY_REGISTRY, Credential, CredentialSources
 from attest.oci.descriptor import Descriptor
 from attest.oci.reference import Reference
 from attest.oci.referrers import Referrers
-from attest.run import cleanup_plans, run, statement_for, token_source
+from attest.run import attach_to_images, cleanup_plans, run, statement_for, token_source
 from attest.verify import run_verify
 
 _logger = logging.getLogger("attest")
@@ -65,14 +67,20 @@ def _parser() -> argparse.ArgumentParser:
     attach = commands.add_parser(
         "attach", parents=[registry], help="store a Sigstore bundle as a referrer of an image"
     )
-    attach.add_argument("image", metavar="IMAGE@DIGEST")
+    attach.add_argument("image", metavar="IMAGE@DIGEST", nargs="?")
     attach.add_argument(
         "--bundle",
-        required=True,
         type=Path,
         metavar="FILE",
         action="append",
         help="repeat to attach several bundles with one index update",
+    )
+    attach.add_argument(
+        "--list",
+        type=Path,
+        metavar="FILE",
+        help="instead of IMAGE and --bundle: a YAML or JSON list of {image, bundles} for "
+        "several images in one call (bundle paths relative to FILE)",
     )
     attach.add_argument(
         "--referrers-mode",
@@ -205,12 +213,7 @@ def _registry_config(
 
 
 def _attach(args: argparse.Namespace, config: RegistryConfig, image: Reference) -> Any:
-    builds = []
-    for path in args.bundle:
-        bundle = read_input(path, "--bundle")
-        # Each bundle is checked now: a bad one stops the command before anything is written.
-        bundle_artifact(bundle, _NO_SUBJECT, source=f"--bundle {path}")
-        builds.append(_builder(bundle, f"--bundle {path}"))
+    builds = [_checked_bundle(path, "--bundle") for path in args.bundle]
     with config.registries() as registries:
         results = Referrers().attach_all(
             registries.client(image.api_host), image, builds, mode=config.referrers_mode
@@ -219,12 +222,79 @@ def _attach(args: argparse.Namespace, config: RegistryConfig, image: Reference) 
     return outputs[0] if len(outputs) == 1 else outputs
 
 
+def _checked_bundle(path: Path, name: str) -> Callable[[Descriptor], BundleArtifact]:
+    """The artifact builder for the bundle file ``name`` (the flag or list entry) gives,
+    checked now: a bad bundle stops the command before anything is written."""
+    bundle = read_input(path, name)
+    source = f"{name} {path}"
+    bundle_artifact(bundle, _NO_SUBJECT, source=source)
+    return lambda subject: bundle_artifact(bundle, subject, source=source)
+
+
+def _attach_plan(
+    path: Path,
+) -> list[tuple[Reference, list[Callable[[Descriptor], BundleArtifact]]]]:
+    """``attach --list FILE``: every image and bundle read and checked before any write.
+
+    An image named twice gets all its bundles in one batch; a bundle named twice for one
+    image is attached once.
+    """
+    try:
+        entries = yaml.safe_load(read_input(path, "--list"))
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--list {path}: not YAML or JSON ({one_line(str(exc), 200)})") from exc
+    if not isinstance(entries, list) or not entries:
+        raise UsageError(f"--list {path}: expected a non-empty list of {{image, bundles}}")
+    bundles_of: dict[Reference, dict[Path, Callable[[Descriptor], BundleArtifact]]] = {}
+    for number, entry in enumerate(entries, 1):
+        where = f"--list {path} entry {number}"
+        if not isinstance(entry, dict) or set(entry) != {"image", "bundles"}:
+            raise UsageError(f"{where}: expected exactly the keys image and bundles")
+        image, bundles = entry["image"], entry["bundles"]
+        if not isinstance(image, str):
+            raise UsageError(f"{where}: image must be a string (IMAGE@DIGEST)")
+        if (
+            not isinstance(bundles, list)
+            or not bundles
+            or not all(isinstance(b, str) for b in bundles)
+        ):
+            raise UsageError(f"{where}: bundles must be a non-empty list of file paths")
+        try:
+            reference = Reference.parse(image)
+        except AttestError as exc:
+            raise UsageError(f"{where}: {exc.report()}") from exc
+        known = bundles_of.setdefault(reference, {})
+        for name in bundles:
+            bundle_path = (path.parent / name).resolve()
+            if bundle_path not in known:
+                known[bundle_path] = _checked_bundle(bundle_path, f"{where} bundle")
+    return [(image, list(builds.values())) for image, builds in bundles_of.items()]
+
+
+def _attach_list(
+    args: argparse.Namespace, environ: Mapping[str, str], stdin: TextIO
+) -> tuple[list[Any], list[str]]:
+    """The results of every image that got its bundles, and one line per image that did not."""
+    plan = _attach_plan(args.list)
+    hosts = {image.api_host for image, _ in plan}
+    if args.username and len(hosts) > 1:
+        raise UsageError(
+            "--username with --list: every image must be on one registry "
+            f"(found {', '.join(sorted(hosts))})"
+        )
+    config = _registry_config(args, plan[0][0], environ, stdin)
+    results: list[Any] = []
+    failures: list[str] = []
+    for (image, _), outcome in zip(plan, attach_to_images(config, plan), strict=True):
+        if isinstance(outcome, AttestError):
+            failures.append(f"{image}: {outcome.report()}")
+        else:
+            results.extend(result.to_json() for result in outcome)
+    return results, failures
+
+
 #: A placeholder subject for checking a bundle before the registry is asked for the real one.
 _NO_SUBJECT = Descriptor("application/vnd.oci.image.manifest.v1+json", "sha256:" + "0" * 64, 0)
-
-
-def _builder(bundle: bytes, source: str) -> Callable[[Descriptor], BundleArtifact]:
-    return lambda subject: bundle_artifact(bundle, subject, source=source)
 
 
 def _referrers(args: argparse.Namespace, config: RegistryConfig, image: Reference) -> Any:
@@ -352,15 +422,31 @@ def _main(argv: Sequence[str] | None, environ: Mapping[str, str], in_actions: bo
                 if config.runtime.in_actions:
                     return 0
                 result = workflow.outputs
+        elif args.command == "attach" and (args.list is not None or args.image is None):
+            if args.list is None:
+                raise UsageError("attach: IMAGE@DIGEST with --bundle FILE, or --list FILE")
+            if args.image is not None or args.bundle:
+                raise UsageError("attach: --list replaces IMAGE@DIGEST and --bundle")
+            result, failures = _attach_list(args, environ, sys.stdin)
+            # What was attached is printed; each image that failed is an error line.
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+            for failure in failures:
+                _report(failure, in_actions)
+            return 1 if failures else 0
         else:
+            if args.command == "attach" and not args.bundle:
+                raise UsageError("attach: --bundle FILE is required with IMAGE@DIGEST")
             image = Reference.parse(args.image)
             registry_config = _registry_config(args, image, environ, sys.stdin)
             command = _attach if args.command == "attach" else _referrers
             result = command(args, registry_config, image)
     except AttestError as exc:
-        report = exc.report()
-        line = f"::error::{escape_data(report)}" if in_actions else f"error: {report}"
-        sys.stderr.write(line + "\n")
+        _report(exc.report(), in_actions)
         return 1
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def _report(error: str, in_actions: bool) -> None:
+    line = f"::error::{escape_data(error)}" if in_actions else f"error: {error}"
+    sys.stderr.write(line + "\n")

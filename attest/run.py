@@ -21,9 +21,10 @@ from attest.github import Workflow, host_path
 from attest.github_api import GitHubAPI, api_base
 from attest.identity import IdentityPolicy
 from attest.oci import cleanup
-from attest.oci.artifact import bundle_artifact
+from attest.oci.artifact import BundleArtifact, bundle_artifact
+from attest.oci.descriptor import Descriptor
 from attest.oci.reference import Reference
-from attest.oci.referrers import Referrers
+from attest.oci.referrers import AttachResult, Referrers
 from attest.oidc import TokenSource, issuer_for, provenance_claims
 from attest.provenance import SLSA_PROVENANCE_V1, provenance_predicate
 from attest.signing import (
@@ -167,6 +168,37 @@ class PushResult:
     image: Reference
     manifest_digest: str
     mode: str
+
+
+def attach_to_images(
+    registry: RegistryConfig,
+    plan: Sequence[tuple[Reference, Sequence[Callable[[Descriptor], BundleArtifact]]]],
+) -> list[list[AttachResult] | AttestError]:
+    """Each image's artifacts in one batch (one fallback index update per image), a few
+    images at a time, sharing one client per registry (auth tokens, known blobs, referrers
+    support). One failing image does not stop the others: its outcome is its error.
+    Outcomes are in plan order, whatever order they finished in.
+    """
+    if not plan:
+        return []
+    referrers = Referrers()
+    with registry.registries() as registries:
+
+        def attach(
+            image: Reference, builds: Sequence[Callable[[Descriptor], BundleArtifact]]
+        ) -> list[AttachResult]:
+            client = registries.client(image.api_host)
+            return referrers.attach_all(client, image, builds, mode=registry.referrers_mode)
+
+        with ThreadPoolExecutor(max_workers=min(_PUSH_CONCURRENCY, len(plan))) as pool:
+            futures = [pool.submit(attach, image, builds) for image, builds in plan]
+            outcomes: list[list[AttachResult] | AttestError] = []
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except AttestError as exc:
+                    outcomes.append(exc)
+    return outcomes
 
 
 def cleanup_plans(
@@ -400,32 +432,13 @@ def _write_bundle(config: Config, bundle: bytes) -> str:
 def _push(
     config: Config, workflow: Workflow, images: Sequence[Reference], bundle: bytes
 ) -> tuple[list[PushResult], AttestError | None]:
-    """Store the bundle next to every image, a few at a time, sharing one client per
-    registry (auth tokens, known blobs, referrers support); one failing image does not
-    stop the others."""
+    """Store the bundle next to every image (see :func:`attach_to_images`)."""
     if not images:
         return [], None
-    registry = config.registry
-    referrers = Referrers()
-    with registry.registries() as registries:
-
-        def attach(image: Reference) -> PushResult:
-            result = referrers.attach(
-                registries.client(image.api_host),
-                image,
-                lambda subject: bundle_artifact(bundle, subject),
-                mode=registry.referrers_mode,
-            )
-            return PushResult(image, result.manifest_digest, result.mode)
-
-        with ThreadPoolExecutor(max_workers=min(_PUSH_CONCURRENCY, len(images))) as pool:
-            futures = [pool.submit(attach, image) for image in images]
-            outcomes: list[PushResult | AttestError] = []
-            for future in futures:
-                try:
-                    outcomes.append(future.result())
-                except AttestError as exc:
-                    outcomes.append(exc)
+    outcomes = attach_to_images(
+        config.registry,
+        [(image, [lambda subject: bundle_artifact(bundle, subject)]) for image in images],
+    )
     results, failures = [], []
     # Reported in the order the images were given, whatever order they finished in.
     for image, outcome in zip(images, outcomes, strict=True):
@@ -433,9 +446,10 @@ def _push(
             failures.append(f"{image}: {outcome.report()}")
             workflow.error(f"{image}: {outcome.report()}")
         else:
-            results.append(outcome)
-            workflow.info(f"Attestation uploaded to registry ({outcome.mode})")
-            workflow.info(f"{image.name}@{outcome.manifest_digest}")
+            [attached] = outcome
+            results.append(PushResult(image, attached.manifest_digest, attached.mode))
+            workflow.info(f"Attestation uploaded to registry ({attached.mode})")
+            workflow.info(f"{image.name}@{attached.manifest_digest}")
     failure = None
     if failures:
         failure = AttestError(

@@ -243,3 +243,61 @@ def test_batch_uploads_run_at_most_eight_manifests_ahead(registry_of, tmp_path):
             # Upload j starts once manifest j-9 is in: never more than 9 ahead of the log.
             assert uploads <= manifests + 9, (uploads, manifests)
     assert (uploads, manifests) == (40, 40)
+
+
+def test_an_attach_list_batches_each_image_across_registries(registry_of, tmp_path):
+    fallback, api = registry_of("distribution"), registry_of("olareg")
+    first = push_image(fallback.host, unique_repository("lista"))
+    second = push_image(fallback.host, unique_repository("listb"))
+    third = push_image(api.host, unique_repository("listc"))
+    for bundle in (PROVENANCE, CUSTOM_ISSUER, PROVENANCE_PRIVATE):
+        (tmp_path / bundle.name).write_bytes(bundle.read_bytes())
+    with QuirkProxy(fallback.url, Quirks()) as proxy:
+        first, second = through(proxy, first), through(proxy, second)
+        listing = [
+            {"image": first, "bundles": [PROVENANCE.name, CUSTOM_ISSUER.name]},
+            {"image": second, "bundles": [PROVENANCE.name]},
+            {"image": third, "bundles": [PROVENANCE_PRIVATE.name]},
+            # Named again: one batch for the image, the same bundle attached once.
+            {"image": first, "bundles": [PROVENANCE.name]},
+        ]
+        (tmp_path / "attach.json").write_text(json.dumps(listing))
+        result = run_attest("attach", "--list", tmp_path / "attach.json")
+        tag_writes = [
+            r.path for r in proxy.log if r.method == "PUT" and "/manifests/sha256-" in r.path
+        ]
+        listed = {
+            image: {d["digest"] for d in run_attest("referrers", image).json()}
+            for image in (first, second, third)
+        }
+    assert (result.code, result.stderr) == (0, "")
+    results = json.loads(result.stdout)
+    assert [(r["subject"], r["mode"]) for r in results] == [
+        (first, "tag"),
+        (first, "tag"),
+        (second, "tag"),
+        (third, "api"),
+    ]
+    # One fallback index update per image.
+    assert len(tag_writes) == 2
+    assert {r.split("/manifests/")[0] for r in tag_writes} == {
+        f"/v2/{Reference.parse(image).repository}" for image in (first, second)
+    }
+    for image, digests in listed.items():
+        assert digests == {r["manifest_digest"] for r in results if r["subject"] == image}
+
+
+def test_an_attach_list_reports_each_failing_image_and_attaches_the_rest(registry_of, tmp_path):
+    registry = registry_of("olareg")
+    image = push_image(registry.host, unique_repository("listok"))
+    missing = f"{registry.host}/{unique_repository('listgone')}@sha256:{'e' * 64}"
+    listing = [
+        {"image": missing, "bundles": [str(PROVENANCE)]},
+        {"image": image, "bundles": [str(PROVENANCE)]},
+    ]
+    (tmp_path / "attach.yaml").write_text(json.dumps(listing))
+    result = run_attest("attach", "--list", tmp_path / "attach.yaml")
+    assert result.code == 1
+    assert [r["subject"] for r in json.loads(result.stdout)] == [image]
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {missing}: ")
