@@ -12,6 +12,7 @@ import email.utils
 import functools
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -222,6 +223,29 @@ def _log_retry(retry_state: tenacity.RetryCallState) -> None:
 _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout)
 
 
+def untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind a failed request, if that is what it was.
+
+    requests wraps it twice (``SSLError(MaxRetryError(reason=SSLError(...)))``); no retry
+    can change it.
+    """
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        linked = [*current.args, getattr(current, "reason", None), current.__context__]
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+    return None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, _TRANSIENT_ERRORS) and untrusted_certificate(exc) is None
+
+
 def _with_retries(
     policy: RetryPolicy, attempt: Callable[..., requests.Response], *args: Any, **kwargs: Any
 ) -> requests.Response:
@@ -235,6 +259,8 @@ def _with_retries(
     try:
         response = attempt(*args, **kwargs)
     except _TRANSIENT_ERRORS as exc:
+        if not _is_transient(exc):
+            raise
         first = exc
     else:
         if not policy.is_retryable(response):
@@ -265,7 +291,7 @@ def _retrying(policy: RetryPolicy) -> tenacity.Retrying:
         stop=_stop(policy),
         wait=_Wait(policy),
         retry=(
-            tenacity.retry_if_exception_type(_TRANSIENT_ERRORS)
+            tenacity.retry_if_exception(_is_transient)
             | tenacity.retry_if_result(
                 lambda r: isinstance(r, requests.Response) and policy.is_retryable(r)
             )

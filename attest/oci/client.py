@@ -175,6 +175,17 @@ class RegistryClient:
                     return response
                 response.close()
             except requests.RequestException as exc:
+                untrusted = _http.untrusted_certificate(exc)
+                if untrusted is not None:
+                    raise RegistryError(
+                        method,
+                        url,
+                        None,
+                        detail="the registry's TLS certificate does not verify: "
+                        f"{untrusted.verify_message or untrusted}",
+                        hint="point REQUESTS_CA_BUNDLE at the CA bundle that issued it (a "
+                        "self-hosted runner's own CA, say); attest never turns verification off",
+                    ) from exc
                 raise RegistryError(
                     method, url, None, detail=f"cannot reach the registry: {exc}"
                 ) from exc

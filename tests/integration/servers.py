@@ -5,7 +5,8 @@ Kinds:
 * ``distribution``: Debian's ``docker-registry`` (CNCF distribution 2.8): no referrers API, no
   ``OCI-Subject`` header; an unknown route such as ``/referrers/`` answers 404 text/plain.
   Optional htpasswd (bcrypt) basic auth.
-* ``olareg``: olareg with an in-memory store: referrers API and ``OCI-Subject`` header.
+* ``olareg``: olareg with an in-memory store: referrers API and ``OCI-Subject`` header;
+  optionally over TLS (``tls=``, a certificate from :func:`write_tls_files`).
 * ``olareg-noapi``: olareg with the referrers API disabled (no header either).
 * ``ggcr-referrers``: ``tests/registries/referrers-no-header`` (go-containerregistry's registry):
   referrers API but never an ``OCI-Subject`` header.
@@ -17,19 +18,27 @@ fail instead of being skipped.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
+import ipaddress
 import json
 import os
 import select
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KINDS = ("distribution", "olareg", "olareg-noapi", "ggcr-referrers")
 
@@ -41,16 +50,70 @@ _DISTRIBUTION_SECRET = "attest-integration-tests-not-a-secret"
 _T = TypeVar("_T")
 
 
+class TlsFiles(NamedTuple):
+    ca: Path
+    certificate: Path
+    key: Path
+
+
+def write_tls_files(directory: Path, addresses: tuple[str, ...]) -> TlsFiles:
+    """A throwaway CA and a server certificate for ``addresses`` (IP SANs), as PEM files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "attest test CA")])
+
+    def certificate(
+        subject: x509.Name, public: ec.EllipticCurvePublicKey
+    ) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+        )
+
+    ca = (
+        certificate(ca_name, ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    sans = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    leaf = (
+        certificate(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "registry")]), key.public_key()
+        )
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(directory / "ca.pem", directory / "registry.pem", directory / "registry.key")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.certificate.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
 @dataclass
 class Registry:
     kind: str
     host: str
     process: subprocess.Popen[bytes]
     stderr_path: Path | None = field(default=None, repr=False)
+    tls: TlsFiles | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     def stderr(self) -> str:
         """What the registry process wrote to stderr so far (for failure messages)."""
@@ -136,7 +199,15 @@ def _write_distribution_config(workdir: Path, port: int, htpasswd: tuple[str, st
     return cfg
 
 
-def _command(kind: str, workdir: Path, port: int, htpasswd: tuple[str, str] | None) -> list[str]:
+def _command(
+    kind: str,
+    workdir: Path,
+    port: int,
+    htpasswd: tuple[str, str] | None,
+    tls: TlsFiles | None,
+) -> list[str]:
+    if tls is not None and kind != "olareg":
+        raise ValueError(f"tls is only supported for olareg, not {kind}")
     if kind == "distribution":
         cfg = _write_distribution_config(workdir, port, htpasswd)
         return [tool("docker-registry"), "serve", str(cfg)]
@@ -162,6 +233,8 @@ def _command(kind: str, workdir: Path, port: int, htpasswd: tuple[str, str] | No
         ]
         if kind == "olareg-noapi":
             cmd.append("--api-referrer=false")
+        if tls is not None:
+            cmd += ["--tls-cert", str(tls.certificate), "--tls-key", str(tls.key)]
         return cmd
     if kind == "ggcr-referrers":
         return [tool("referrers-no-header"), "-port", str(port)]
@@ -204,8 +277,14 @@ def _read_listen_line(process: subprocess.Popen[bytes], deadline: float) -> str:
     return line[len(prefix) :]
 
 
-def _v2_answers(host: str) -> bool:
-    conn = http.client.HTTPConnection(host, timeout=2)
+def _v2_answers(host: str, tls: TlsFiles | None) -> bool:
+    conn = (
+        http.client.HTTPSConnection(
+            host, timeout=2, context=ssl.create_default_context(cafile=tls.ca)
+        )
+        if tls
+        else http.client.HTTPConnection(host, timeout=2)
+    )
     try:
         conn.request("GET", "/v2/")
         status = conn.getresponse().status
@@ -223,7 +302,7 @@ def _wait_ready(registry: Registry, deadline: float) -> None:
                 f"{registry.kind} registry exited with status {registry.process.returncode} "
                 f"before answering GET /v2/; stderr:\n{registry.stderr()}"
             )
-        if _v2_answers(registry.host):
+        if _v2_answers(registry.host, registry.tls):
             return
         time.sleep(0.05)
     raise RuntimeError(
@@ -232,10 +311,12 @@ def _wait_ready(registry: Registry, deadline: float) -> None:
     )
 
 
-def _launch(kind: str, workdir: Path, htpasswd: tuple[str, str] | None) -> Registry:
+def _launch(
+    kind: str, workdir: Path, htpasswd: tuple[str, str] | None, tls: TlsFiles | None
+) -> Registry:
     reports_port = kind == "ggcr-referrers"
     port = 0 if reports_port else free_port()
-    cmd = _command(kind, workdir, port, htpasswd)
+    cmd = _command(kind, workdir, port, htpasswd, tls)
     stderr_path = workdir / f"{kind}.stderr.log"
     deadline = time.monotonic() + _START_TIMEOUT
     with stderr_path.open("ab") as stderr:
@@ -246,7 +327,7 @@ def _launch(kind: str, workdir: Path, htpasswd: tuple[str, str] | None) -> Regis
             stderr=stderr,
             cwd=workdir,
         )
-    registry = Registry(kind, f"127.0.0.1:{port}", process, stderr_path)
+    registry = Registry(kind, f"127.0.0.1:{port}", process, stderr_path, tls)
     try:
         if reports_port:
             try:
@@ -265,16 +346,21 @@ def _launch(kind: str, workdir: Path, htpasswd: tuple[str, str] | None) -> Regis
 
 @contextmanager
 def start_registry(
-    kind: str, workdir: Path, *, htpasswd: tuple[str, str] | None = None
+    kind: str,
+    workdir: Path,
+    *,
+    htpasswd: tuple[str, str] | None = None,
+    tls: TlsFiles | None = None,
 ) -> Iterator[Registry]:
     """Start a registry of ``kind`` on 127.0.0.1 and stop it when the context exits.
 
-    ``htpasswd`` (distribution only) enables basic auth for that user and password.
+    ``htpasswd`` (distribution only) enables basic auth for that user and password; ``tls``
+    (olareg only) serves HTTPS with that certificate.
     Raises RuntimeError (with the process's stderr) if it does not answer ``GET /v2/`` with
     200 or 401 within 20 seconds.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    registry = launch_on_free_port(lambda: _launch(kind, workdir, htpasswd))
+    registry = launch_on_free_port(lambda: _launch(kind, workdir, htpasswd, tls))
     try:
         yield registry
     finally:

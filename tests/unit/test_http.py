@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import urllib3
 
 from attest import _http
 
@@ -124,6 +126,43 @@ def test_other_failures_are_not_retried():
     with pytest.raises(requests.exceptions.InvalidHeader):
         _http._with_retries(FAST, attempt, "GET", "http://r/")
     assert calls == ["GET"]
+
+
+def _wrapped_as_requests_does(error: Exception) -> requests.exceptions.SSLError:
+    reason = urllib3.exceptions.SSLError(error)
+    return requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(None, "/v2/", reason))
+
+
+def test_a_certificate_that_does_not_verify_is_not_retried():
+    untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    calls = []
+
+    def attempt(method: str, url: str) -> requests.Response:
+        calls.append(method)
+        raise _wrapped_as_requests_does(untrusted)
+
+    with pytest.raises(requests.exceptions.SSLError) as raised:
+        _http._with_retries(FAST, attempt, "GET", "https://r/")
+    assert calls == ["GET"]
+    assert _http.untrusted_certificate(raised.value) is untrusted
+
+
+def test_other_tls_failures_are_retried_like_any_connection_failure():
+    # A handshake cut short (a reset, a proxy) may well succeed the next time.
+    cut_short = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    outcomes: list[requests.Response | Exception] = [
+        _wrapped_as_requests_does(cut_short),
+        _response(200, {}),
+    ]
+    assert _http.untrusted_certificate(outcomes[0]) is None
+
+    def attempt(method: str, url: str) -> requests.Response:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert _http._with_retries(FAST, attempt, "GET", "https://r/").status_code == 200
 
 
 def _with_retry_after(value: str) -> requests.Response:
