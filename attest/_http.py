@@ -24,6 +24,7 @@ import requests
 import tenacity
 
 from attest import __version__
+from attest.errors import one_line
 
 _logger = logging.getLogger(__name__)
 
@@ -240,6 +241,17 @@ def untrusted_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | 
         linked = [*current.args, getattr(current, "reason", None), current.__context__]
         pending.extend(e for e in linked if isinstance(e, BaseException))
     return None
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for a request that got no answer; a certificate that does not verify says so
+    (the usual cause behind a TLS-intercepting proxy or a self-hosted service's own CA)."""
+    untrusted = untrusted_certificate(exc)
+    if untrusted is not None:
+        # verify_message is set by the ssl module when a handshake fails, not on every instance.
+        reason = getattr(untrusted, "verify_message", None) or str(untrusted)
+        return f"the TLS certificate does not verify: {reason}"
+    return one_line(f"{type(exc).__name__}: {exc}")
 
 
 def _is_transient(exc: BaseException) -> bool:

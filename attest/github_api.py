@@ -271,7 +271,7 @@ class GitHubAPI:
         try:
             response = _http.send(self._session, method, url, policy=self._policy, **kwargs)
         except requests.RequestException as exc:
-            reason = self._scrub(one_line(f"{type(exc).__name__}: {exc}"))
+            reason = self._scrub(_http.describe_failure(exc))
             raise GitHubAPIError(
                 f"{what}: could not reach the GitHub API at {self.api_url} ({reason})",
                 hint="check the runner's network and proxy settings, and GITHUB_API_URL",

@@ -161,7 +161,9 @@ class TokenSource:
                 },
             )
         except requests.RequestException as exc:
-            raise _failure(f"could not reach the OIDC token endpoint: {_describe(exc)}") from None
+            raise _failure(
+                f"could not reach the OIDC token endpoint: {_http.describe_failure(exc)}"
+            ) from None
         if response.status_code != 200:
             excerpt = _excerpt(response, secret=self._request_token)
             refused = response.status_code in (401, 403)
@@ -193,10 +195,6 @@ def _excerpt(response: requests.Response, *, secret: str | None = None) -> str:
     """The start of an error response's body, on one line, with ``secret`` blotted out."""
     text = response.text.replace(secret, "***") if secret else response.text
     return one_line(text, _EXCERPT) or "(empty body)"
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
@@ -263,7 +261,7 @@ class _IssuerKeys:
                 self.session, "GET", url, policy=_RETRY, headers={"Accept": "application/json"}
             )
         except requests.RequestException as exc:
-            raise _failure(f"{failure}: {url}: {_describe(exc)}") from None
+            raise _failure(f"{failure}: {url}: {_http.describe_failure(exc)}") from None
         if response.status_code != 200:
             raise _failure(f"{failure}: {url} answered HTTP {response.status_code}")
         return _json_object(response, url)

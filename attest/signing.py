@@ -265,6 +265,8 @@ def _retrying(attempt: Callable[[], _T], instance: Instance) -> _T:
 
 
 def _transient(exc: BaseException) -> bool:
+    if _http.untrusted_certificate(exc) is not None:
+        return False
     if isinstance(exc, _TransientError | TimeoutError | requests.ConnectionError):
         return True
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
@@ -279,6 +281,8 @@ class _TransientError(SigningError):
 
 
 def _describe(exc: BaseException) -> str:
+    if _http.untrusted_certificate(exc) is not None:
+        return _http.describe_failure(exc)
     return one_line(str(exc) or type(exc).__name__)
 
 

@@ -36,6 +36,10 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _MAX_REDIRECTS = 10
 _MAX_REFERRER_PAGES = 100
 _MAX_TAG_PAGES = 1000
+_CA_HINT = (
+    "point REQUESTS_CA_BUNDLE at the CA bundle that issued the registry's certificate (a "
+    "self-hosted registry's own CA, say); attest never turns verification off"
+)
 
 
 @dataclass(frozen=True)
@@ -175,19 +179,13 @@ class RegistryClient:
                     return response
                 response.close()
             except requests.RequestException as exc:
-                untrusted = _http.untrusted_certificate(exc)
-                if untrusted is not None:
-                    raise RegistryError(
-                        method,
-                        url,
-                        None,
-                        detail="the registry's TLS certificate does not verify: "
-                        f"{untrusted.verify_message or untrusted}",
-                        hint="point REQUESTS_CA_BUNDLE at the CA bundle that issued it (a "
-                        "self-hosted runner's own CA, say); attest never turns verification off",
-                    ) from exc
+                untrusted = _http.untrusted_certificate(exc) is not None
                 raise RegistryError(
-                    method, url, None, detail=f"cannot reach the registry: {exc}"
+                    method,
+                    url,
+                    None,
+                    detail=f"cannot reach the registry: {_http.describe_failure(exc)}",
+                    hint=_CA_HINT if untrusted else None,
                 ) from exc
             with self._lock:
                 self.request_count += 1

@@ -147,6 +147,17 @@ def test_a_certificate_that_does_not_verify_is_not_retried():
     assert _http.untrusted_certificate(raised.value) is untrusted
 
 
+def test_failures_are_described_in_one_line_and_certificates_by_their_reason():
+    untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    untrusted.verify_message = "self-signed certificate in certificate chain"
+    assert _http.describe_failure(_wrapped_as_requests_does(untrusted)) == (
+        "the TLS certificate does not verify: self-signed certificate in certificate chain"
+    )
+    assert _http.describe_failure(requests.ConnectionError("refused\nby peer")) == (
+        "ConnectionError: refused by peer"
+    )
+
+
 def test_other_tls_failures_are_retried_like_any_connection_failure():
     # A handshake cut short (a reset, a proxy) may well succeed the next time.
     cut_short = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")

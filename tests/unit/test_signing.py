@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 
 import pytest
+import requests
+import urllib3
 
-from attest.signing import VerificationError, default_trusted_roots, verify_bundle
+from attest.signing import (
+    VerificationError,
+    _describe,
+    _transient,
+    default_trusted_roots,
+    verify_bundle,
+)
 from tests.shared_data import github_bundles
 
 BUNDLES = github_bundles()
@@ -97,3 +106,12 @@ def test_a_signature_of_another_payload_is_rejected():
     one["dsseEnvelope"]["signatures"] = other["dsseEnvelope"]["signatures"]
     with pytest.raises(VerificationError):
         verify_bundle(json.dumps(one).encode(), trusted_roots=ROOTS)
+
+
+def test_a_certificate_that_does_not_verify_is_not_worth_another_signing_attempt():
+    untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    reason = urllib3.exceptions.SSLError(untrusted)
+    error = requests.exceptions.SSLError(urllib3.exceptions.MaxRetryError(None, "/", reason))
+    assert not _transient(error)
+    assert _describe(error).startswith("the TLS certificate does not verify")
+    assert _transient(requests.ConnectionError("connection reset"))
