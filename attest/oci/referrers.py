@@ -224,7 +224,10 @@ class Referrers:
             )
         with self._subject_lock(client.host, repository, subject.digest):
             current = None if use_api else self._read_fallback(client, repository, subject)
-            pushed = self._push_artifacts(client, repository, artifacts)
+            # Without the API the registry indexes nothing as a manifest arrives: nothing to
+            # race, so the manifests need not wait for each other.
+            indexed = known is not Capability.UNSUPPORTED
+            pushed = self._push_artifacts(client, repository, artifacts, in_order=indexed)
             for manifest in pushed:
                 if manifest.oci_subject is not None:
                     _logger.debug("OCI-Subject %s (a hint only)", manifest.oci_subject)
@@ -248,20 +251,36 @@ class Referrers:
         ]
 
     def _push_artifacts(
-        self, client: RegistryClient, repository: str, artifacts: Sequence[BundleArtifact]
+        self,
+        client: RegistryClient,
+        repository: str,
+        artifacts: Sequence[BundleArtifact],
+        *,
+        in_order: bool,
     ) -> list[PushedManifest]:
         """Blobs a few at a time (independent; the round trips add up), each manifest as soon
-        as its blobs are in, one after the other: registries index a manifest's subject as
-        they store it, and olareg loses referrers of one subject pushed at once.
+        as its blobs are in; ``in_order``, one manifest after the other: registries with the
+        referrers API index a manifest's subject as they store it, and olareg loses referrers
+        of one subject pushed at once.
 
-        Blob uploads run at most ``_PUSH_WORKERS`` manifests ahead. The manifests are the
-        critical path; uploads queued further ahead would only compete with them for the
-        interpreter (on a registry answering in a millisecond, a tenth of the batch's time)
-        and be lost work if a manifest fails.
+        In order, blob uploads run at most ``_PUSH_WORKERS`` manifests ahead. The manifests
+        are the critical path; uploads queued further ahead would only compete with them for
+        the interpreter (on a registry answering in a millisecond, a tenth of the batch's
+        time) and be lost work if a manifest fails.
         """
         if len(artifacts) == 1:
             return [self._push_artifact(client, repository, artifacts[0])]
-        with ThreadPoolExecutor(max_workers=min(_PUSH_WORKERS, len(artifacts))) as pool:
+        # The empty config every attestation shares: stored once, before the uploads fan out
+        # and each ask for it at the same moment (and all upload it).
+        for blob in artifacts[0].blobs[1:]:
+            client.push_blob(repository, blob)
+        workers = min(_PUSH_WORKERS, len(artifacts))
+        if not in_order:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                return list(
+                    pool.map(lambda a: self._push_artifact(client, repository, a), artifacts)
+                )
+        with ThreadPoolExecutor(max_workers=workers) as pool:
 
             def upload(artifact: BundleArtifact) -> Future[None]:
                 return pool.submit(self._upload_blobs, client, repository, artifact, again=False)

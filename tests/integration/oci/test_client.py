@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 
 import pytest
 
@@ -301,3 +303,43 @@ def test_an_attach_list_reports_each_failing_image_and_attaches_the_rest(registr
     assert [r["subject"] for r in json.loads(result.stdout)] == [image]
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"error: {missing}: ")
+
+
+class _InFlight:
+    """A proxy fault that injects nothing: it holds each manifest PUT a moment and records
+    how many were in flight at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+
+    def __call__(self, method: str, path: str) -> None:
+        if method != "PUT" or "/manifests/sha256:" not in path:
+            return
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.05)
+        with self.lock:
+            self.now -= 1
+
+
+@pytest.mark.parametrize(("kind", "together"), [("olareg", False), ("distribution", True)])
+def test_manifests_wait_for_each_other_only_where_the_registry_indexes_them(
+    registry_of, tmp_path, kind, together
+):
+    registry = registry_of(kind)
+    image = push_image(registry.host, unique_repository("inflight"))
+    datas = [path.read_bytes() for path in distinct_bundles(tmp_path, 16)]
+    in_flight = _InFlight()
+    with QuirkProxy(registry.url, Quirks(faults=in_flight)) as proxy, Registries() as registries:
+        reference = Reference.parse(through(proxy, image))
+        results = Referrers().attach_all(
+            registries.client(reference.api_host),
+            reference,
+            [lambda subject, data=data: bundle_artifact(data, subject) for data in datas],
+        )
+    assert {r.mode for r in results} == {"api" if kind == "olareg" else "tag"}
+    # With the referrers API the registry indexes each manifest's subject as it stores it
+    # (olareg loses some when they arrive together); without it nothing is indexed.
+    assert (in_flight.most > 1) is together, in_flight.most
