@@ -6,8 +6,9 @@
 
 Needs the Go tools (scripts/install-tools.sh), Debian's docker-registry, and
 `npm install` in bench/node. Requests are counted by a pass-through proxy in front of each
-registry. @sigstore/oci keeps nothing between calls, so each of its attaches is "cold";
-attest's "warm" attach reuses one client per registry, as a run with several images does.
+registry, in a process of its own (bench/proxy_process.py). @sigstore/oci keeps nothing
+between calls, so each of its attaches is "cold"; attest's "warm" attach reuses one client
+per registry, as a run with several images does.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from proxy_process import ProxyProcess  # noqa: E402
+
 from attest.oci.artifact import bundle_artifact  # noqa: E402
 from attest.oci.client import Registries  # noqa: E402
 from attest.oci.reference import Reference  # noqa: E402
 from attest.oci.referrers import Referrers  # noqa: E402
 from tests.integration.helpers import distinct_bundles, push_image, through  # noqa: E402
-from tests.integration.quirk_proxy import QuirkProxy, Quirks  # noqa: E402
 from tests.integration.servers import start_registry, tool  # noqa: E402
 
 NODE = ROOT / "bench" / "node"
@@ -42,11 +44,11 @@ _REGISTRIES = (
 )
 
 
-def _measure(proxy: QuirkProxy, action: Callable[[], object]) -> tuple[int, float]:
-    mark = len(proxy.log)
+def _measure(proxy: ProxyProcess, action: Callable[[], object]) -> tuple[int, float]:
+    mark = proxy.requests()
     started = time.perf_counter()
     action()
-    return len(proxy.log) - mark, time.perf_counter() - started
+    return proxy.requests() - mark, time.perf_counter() - started
 
 
 def _ours(registries: Registries, referrers: Referrers, image: str, bundle: Path) -> None:
@@ -105,7 +107,7 @@ def _batch_pair(
     name: str,
     datas: list[bytes],
     bundles: list[Path],
-    proxy: QuirkProxy | None = None,
+    proxy: ProxyProcess | None = None,
 ) -> tuple[float, float]:
     """Seconds for one ``attest attach --bundle ...`` batch and for the anchor's loop."""
     ours_image, anchor_image = (push_image(registry_host, f"{name}-{side}") for side in "ab")
@@ -130,7 +132,7 @@ def _print_pairs(title: str, runs: list[tuple[float, float]]) -> None:
 
 def _one_registry(
     label: str,
-    proxy: QuirkProxy,
+    proxy: ProxyProcess,
     images: list[str],
     registry_host: str,
     bundles: list[Path],
@@ -185,7 +187,7 @@ def _one_registry(
     ]
     _print_pairs("without the counting proxy", direct_runs)
     if round_trip:
-        with QuirkProxy(f"http://{registry_host}", Quirks(round_trip=round_trip)) as far:
+        with ProxyProcess(f"http://{registry_host}", round_trip=round_trip) as far:
             far_run = _batch_pair(registry_host, f"bench/far-{label[:3].lower()}", datas, many, far)
         _print_pairs(f"{round_trip * 1000:.0f} ms round trip per request", [far_run])
 
@@ -218,7 +220,7 @@ def main() -> int:
                 continue
             with (
                 start_registry(kind, work / kind) as registry,
-                QuirkProxy(registry.url, Quirks()) as proxy,
+                ProxyProcess(registry.url) as proxy,
             ):
                 direct = [push_image(registry.host, f"bench/{kind}{n}") for n in range(5)]
                 images = [through(proxy, image) for image in direct]
