@@ -223,8 +223,9 @@ def _attach(args: argparse.Namespace, config: RegistryConfig, image: Reference) 
 
 
 def _checked_bundle(path: Path, name: str) -> Callable[[Descriptor], BundleArtifact]:
-    """The artifact builder for the bundle file ``name`` (the flag or list entry) gives,
-    checked now: a bad bundle stops the command before anything is written."""
+    """The artifact builder for a bundle file; ``name`` (its flag or list entry) names it in
+    errors. The bundle is checked now: a bad one stops the command before anything is
+    written."""
     bundle = read_input(path, name)
     source = f"{name} {path}"
     bundle_artifact(bundle, _NO_SUBJECT, source=source)
