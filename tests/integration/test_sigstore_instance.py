@@ -11,7 +11,6 @@ import base64
 import copy
 import hashlib
 import json
-import os
 import struct
 import subprocess
 import time
@@ -53,7 +52,7 @@ from sigstore.verify.policy import (
 from tests.fakes.oidc_issuer import FakeIssuer
 from tests.fakes.sigstore_instance import SigstoreInstance, der_utf8string, pae
 
-from .helpers import gh_binary, write_trusted_root
+from .helpers import gh_binary, gh_environment, write_trusted_root
 from .tsa import TimestampServer
 
 ARTIFACT = b"attest test artifact\n"
@@ -510,16 +509,7 @@ def gh_verify(
     artifact.write_bytes(ARTIFACT)
     (tmp_path / "b.json").write_text(bundle)
     write_trusted_root(tmp_path / "tr.jsonl", root)
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "GH_TOKEN": "dummy",
-        "GH_NO_UPDATE_NOTIFIER": "1",
-        "GH_PROMPT_DISABLED": "1",
-        "NO_COLOR": "1",
-    }
+    env = gh_environment(tmp_path / "home")
     command = [
         gh_binary(),
         "attestation",
